@@ -1,0 +1,24 @@
+# The two commands of the README. Both install what is missing first (scripts/bootstrap.sh).
+VENV := .venv/bin
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: demo test lint bootstrap lab-down
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## demo: bring the lab up if needed, run site.yml on it, show the result
+demo: bootstrap
+	@scripts/demo.sh
+
+## test: lint, then every test (unit, namespace, lab end to end)
+test: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/python -m pytest -n 2 --dist loadgroup tests
+
+lint: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+lab-down: bootstrap
+	$(VENV)/nodeport-lb lab down

@@ -1,0 +1,3 @@
+from nodeport_lb.cli import main
+
+raise SystemExit(main())
