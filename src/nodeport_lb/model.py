@@ -1,0 +1,251 @@
+"""The one model of a Kubernetes v1 Service that every part of nodeport-lb reads.
+
+A Service enters either as module-style options (snake_case, rendered through
+``templates/service.yaml.j2``) or as a raw manifest; ``apply_defaults`` fills in what the API
+server would, ``validation.validate_service`` checks it, and ``Service.from_manifest`` gives the
+typed view the agent, the HAProxy renderer and the Terraform driver use.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from nodeport_lb.templating import render_template
+
+DEFAULT_NODE_PORT_RANGE = "30000-32767"
+DEFAULT_CLIENT_IP_AFFINITY_SECONDS = 10800
+MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
+
+
+@dataclass(frozen=True)
+class NodePortRange:
+    """The API server's ``--service-node-port-range`` (inclusive on both ends)."""
+
+    low: int = 30000
+    high: int = 32767
+
+    @classmethod
+    def parse(cls, text: str) -> NodePortRange:
+        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text or "")
+        if not match:
+            raise ValueError(f"invalid node port range {text!r}: expected LOW-HIGH, e.g. 30000-32767")
+        low, high = int(match[1]), int(match[2])
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"invalid node port range {text!r}: need 1 <= LOW <= HIGH <= 65535")
+        return cls(low, high)
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and self.low <= port <= self.high
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.low, self.high + 1))
+
+    def __len__(self) -> int:
+        return self.high - self.low + 1
+
+    def __str__(self) -> str:
+        return f"{self.low}-{self.high}"
+
+    def out_of_range(self) -> str:
+        return (
+            "provided port is not in the valid range. "
+            f"The range of valid ports is {self.low}-{self.high}"
+        )
+
+
+def is_externally_accessible(spec: Mapping[str, Any]) -> bool:
+    svc_type = spec.get("type")
+    return svc_type in ("LoadBalancer", "NodePort") or (
+        svc_type == "ClusterIP" and bool(spec.get("externalIPs"))
+    )
+
+
+def needs_health_check(spec: Mapping[str, Any]) -> bool:
+    """Only LoadBalancer + eTP Local Services get a healthCheckNodePort."""
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
+def is_service_manifest(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("apiVersion") == "v1" and obj.get("kind") == "Service"
+
+
+def apply_defaults(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill in the fields the API server defaults (pkg/apis/core/v1/defaults.go).
+
+    Returns a new dict; fields of the wrong type are left alone for validation to report.
+    """
+    obj = copy.deepcopy(dict(manifest))
+    meta = obj.setdefault("metadata", {})
+    if isinstance(meta, dict) and not meta.get("namespace"):
+        meta["namespace"] = "default"
+    spec = obj.setdefault("spec", {})
+    if spec is None:
+        spec = obj["spec"] = {}
+    if not isinstance(spec, dict):
+        return obj
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec.get("sessionAffinity") == "ClientIP":
+        config = spec.setdefault("sessionAffinityConfig", {})
+        if isinstance(config, dict):
+            client_ip = config.setdefault("clientIP", {})
+            if isinstance(client_ip, dict):
+                client_ip.setdefault("timeoutSeconds", DEFAULT_CLIENT_IP_AFFINITY_SECONDS)
+    if is_externally_accessible(spec) and not spec.get("externalTrafficPolicy"):
+        spec["externalTrafficPolicy"] = "Cluster"
+    if spec.get("type") != "ExternalName":
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec.get("type") == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+    ports = spec.get("ports")
+    for port in ports if isinstance(ports, list) else []:
+        if not isinstance(port, dict):
+            continue
+        port.setdefault("protocol", "TCP")
+        if port.get("targetPort") in (None, 0, ""):
+            port["targetPort"] = port.get("port")
+    return obj
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    protocol: str
+    port: int
+    target_port: int | str
+    node_port: int = 0  # 0: none allocated (yet)
+
+    @property
+    def key(self) -> str:
+        """How the module reports this port: its name, or its number when it has none."""
+        return self.name or str(self.port)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A validated, defaulted v1 Service (typed view over ``manifest``)."""
+
+    name: str
+    namespace: str
+    type: str
+    ports: tuple[ServicePort, ...]
+    selector: Mapping[str, str] = field(default_factory=dict)
+    external_traffic_policy: str | None = None
+    internal_traffic_policy: str | None = "Cluster"
+    health_check_node_port: int = 0
+    session_affinity: str = "None"
+    session_affinity_timeout: int | None = None
+    allocate_load_balancer_node_ports: bool | None = None
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    manifest: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def is_local(self) -> bool:
+        return self.external_traffic_policy == "Local"
+
+    @property
+    def needs_health_check(self) -> bool:
+        return self.type == "LoadBalancer" and self.is_local
+
+    @property
+    def node_ports(self) -> dict[str, int]:
+        return {p.key: p.node_port for p in self.ports if p.node_port}
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> Service:
+        """Typed view of a manifest that passed ``validate_service`` (defaults applied here)."""
+        obj = apply_defaults(manifest)
+        meta, spec = obj["metadata"], obj["spec"]
+        affinity_config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
+        return cls(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            type=spec["type"],
+            ports=tuple(
+                ServicePort(
+                    name=p.get("name") or "",
+                    protocol=p["protocol"],
+                    port=p["port"],
+                    target_port=p["targetPort"],
+                    node_port=p.get("nodePort") or 0,
+                )
+                for p in spec.get("ports") or []
+            ),
+            selector=dict(spec.get("selector") or {}),
+            external_traffic_policy=spec.get("externalTrafficPolicy"),
+            internal_traffic_policy=spec.get("internalTrafficPolicy"),
+            health_check_node_port=spec.get("healthCheckNodePort") or 0,
+            session_affinity=spec["sessionAffinity"],
+            session_affinity_timeout=affinity_config.get("timeoutSeconds"),
+            allocate_load_balancer_node_ports=spec.get("allocateLoadBalancerNodePorts"),
+            load_balancer_source_ranges=tuple(
+                r.strip() for r in spec.get("loadBalancerSourceRanges") or []
+            ),
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            manifest=obj,
+        )
+
+
+# Module-style option names (snake_case); each is a field of templates/service.yaml.j2.
+SERVICE_OPTIONS = (
+    "name",
+    "namespace",
+    "type",
+    "selector",
+    "ports",
+    "external_traffic_policy",
+    "health_check_node_port",
+    "internal_traffic_policy",
+    "session_affinity",
+    "session_affinity_timeout",
+    "allocate_load_balancer_node_ports",
+    "load_balancer_source_ranges",
+    "labels",
+    "annotations",
+)
+# ... and the port options with the manifest fields they become.
+PORT_OPTION_FIELDS = {
+    "name": "name",
+    "port": "port",
+    "target_port": "targetPort",
+    "node_port": "nodePort",
+    "protocol": "protocol",
+    "app_protocol": "appProtocol",
+}
+
+
+def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Render a v1 Service manifest from module-style options through the one template.
+
+    ``options`` uses the module's names (name, namespace, type, selector, ports,
+    external_traffic_policy, health_check_node_port, internal_traffic_policy, session_affinity,
+    session_affinity_timeout, allocate_load_balancer_node_ports, load_balancer_source_ranges,
+    labels, annotations). Unset options are left out so defaulting works as on the API server.
+    """
+    ports = []
+    for port in options.get("ports") or []:
+        if not isinstance(port, Mapping):
+            ports.append(port)  # kept as is so validation reports it with its path
+            continue
+        ports.append(
+            {
+                manifest_key: port[option]
+                for option, manifest_key in PORT_OPTION_FIELDS.items()
+                if port.get(option) not in (None, "")
+            }
+        )
+    svc = {option: options.get(option) for option in SERVICE_OPTIONS}
+    return yaml.safe_load(render_template("service.yaml.j2", svc=svc, ports=ports))
