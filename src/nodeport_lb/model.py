@@ -34,7 +34,9 @@ class NodePortRange:
     def parse(cls, text: str) -> NodePortRange:
         match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text or "")
         if not match:
-            raise ValueError(f"invalid node port range {text!r}: expected LOW-HIGH, e.g. 30000-32767")
+            raise ValueError(
+                f"invalid node port range {text!r}: expected LOW-HIGH, e.g. 30000-32767"
+            )
         low, high = int(match[1]), int(match[2])
         if not 1 <= low <= high <= 65535:
             raise ValueError(f"invalid node port range {text!r}: need 1 <= LOW <= HIGH <= 65535")

@@ -95,6 +95,4 @@ class Path:
         return FieldError(ErrorType.NOT_SUPPORTED, self._text, value, detail)
 
     def too_long(self, limit: int) -> FieldError:
-        return FieldError(
-            ErrorType.TOO_LONG, self._text, None, f"must have at most {limit} bytes"
-        )
+        return FieldError(ErrorType.TOO_LONG, self._text, None, f"must have at most {limit} bytes")

@@ -150,7 +150,9 @@ def _validate_cluster_ip(spec: dict[str, Any], svc_type: Any, headless: bool) ->
         return []
     if not isinstance(cluster_ip, str):
         return [_SPEC.child("clusterIP").invalid(cluster_ip, "must be a string")]
-    return [_SPEC.child("clusterIPs").index(0).invalid(cluster_ip, m) for m in is_valid_ip(cluster_ip)]
+    return [
+        _SPEC.child("clusterIPs").index(0).invalid(cluster_ip, m) for m in is_valid_ip(cluster_ip)
+    ]
 
 
 def _int_field(value: Any, path: Path, errors: list[FieldError]) -> int | None:
@@ -273,7 +275,9 @@ def _validate_traffic_policies(
     etp = spec.get("externalTrafficPolicy")
     if not is_externally_accessible(spec):
         if etp:
-            errors.append(etp_path.invalid(etp, "may only be set for externally-accessible services"))
+            errors.append(
+                etp_path.invalid(etp, "may only be set for externally-accessible services")
+            )
     elif not etp:
         errors.append(etp_path.required())
     elif etp not in TRAFFIC_POLICIES:
