@@ -1,0 +1,154 @@
+"""`nodeport-lb service validate FILE...`: check Service manifests as the API server would.
+
+Exit 0: every Service is valid. Exit 1: at least one is invalid; one line per error, each with
+the field path (``file: Service ns/name: spec.ports[0].nodePort: Invalid value: ...``).
+Exit 2: a file cannot be read or parsed, or holds something that is not a v1 Service.
+Never a traceback, whatever the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nodeport_lb.allocation import cross_service_conflicts
+from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange, apply_defaults
+from nodeport_lb.validation import FieldError, validate_service
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
+
+
+class UnusableInput(Exception):
+    """The file cannot be used at all (exit 2)."""
+
+
+@dataclass
+class LoadedService:
+    path: str
+    manifest: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        meta = self.manifest.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        return f"Service {meta.get('namespace') or 'default'}/{meta.get('name') or '<unnamed>'}"
+
+
+def node_port_range_arg(text: str) -> NodePortRange:
+    try:
+        return NodePortRange.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    service = subparsers.add_parser(
+        "service",
+        help="work with Service manifests",
+        description="Work with Kubernetes v1 Service manifests.",
+    )
+    verbs = service.add_subparsers(dest="service_command", metavar="VERB")
+    validate = verbs.add_parser(
+        "validate",
+        help="validate Service manifests as the Kubernetes API server would",
+        description=(
+            "Validate Kubernetes v1 Service manifests (YAML or JSON, several documents per file "
+            "allowed) with the API server's rules and messages: names, ports, nodePort range, "
+            "externalTrafficPolicy / healthCheckNodePort, session affinity, source ranges."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "exit status:\n"
+            "  0  every Service is valid\n"
+            "  1  at least one Service is invalid (one line per error, with its field path)\n"
+            "  2  a file is unreadable, malformed, or holds something that is not a v1 Service\n\n"
+            "examples:\n"
+            "  nodeport-lb service validate python-lb.yaml\n"
+            "  nodeport-lb service validate --service-node-port-range 20000-39999 svc/*.yaml\n"
+        ),
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="manifest file ('-' for stdin)")
+    validate.add_argument(
+        "--service-node-port-range",
+        type=node_port_range_arg,
+        default=NodePortRange.parse(DEFAULT_NODE_PORT_RANGE),
+        metavar="LOW-HIGH",
+        help="the API server's node port range (default: %(default)s)",
+    )
+    validate.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    validate.set_defaults(func=run_validate)
+    service.set_defaults(func=lambda _args: service.print_help(sys.stderr) or EXIT_UNUSABLE)
+
+
+def read_services(path: str) -> list[LoadedService]:
+    """Every Service of one file; raises UnusableInput with a one-line reason."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnusableInput("not a text file (invalid UTF-8)") from None
+    except OSError as exc:
+        raise UnusableInput(f"cannot read: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise UnusableInput("not a text file (contains NUL bytes)")
+    try:
+        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UnusableInput(f"malformed YAML{where}: {problem}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UnusableInput(f"malformed YAML: {exc}") from None
+    if not documents:
+        raise UnusableInput("holds no Kubernetes object")
+    services = []
+    for number, doc in enumerate(documents, start=1):
+        where = f"document {number}" if len(documents) > 1 else "the document"
+        if not isinstance(doc, dict):
+            kind = "a list" if isinstance(doc, list) else f"a {type(doc).__name__}"
+            raise UnusableInput(f"{where} is {kind}, not a Kubernetes object")
+        api_version, kind = doc.get("apiVersion"), doc.get("kind")
+        if kind != "Service" or api_version != "v1":
+            found = f"{api_version or '<no apiVersion>'} {kind or '<no kind>'}"
+            raise UnusableInput(f"{where} is {found}, not a v1 Service")
+        services.append(LoadedService(path, doc))
+    return services
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    loaded: list[LoadedService] = []
+    unusable = False
+    for path in args.files:
+        try:
+            loaded += read_services(path)
+        except UnusableInput as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            unusable = True
+    if unusable:
+        return EXIT_UNUSABLE
+
+    errors: list[tuple[LoadedService, FieldError]] = []
+    defaulted = [apply_defaults(svc.manifest) for svc in loaded]
+    for svc, manifest in zip(loaded, defaulted, strict=True):
+        errors += [
+            (svc, error) for error in validate_service(manifest, args.service_node_port_range)
+        ]
+    # Ports are a cluster-wide pool: two Services in the files cannot both have one.
+    for index, error in cross_service_conflicts(defaulted):
+        errors.append((loaded[index], error))
+
+    for svc, error in errors:
+        print(f"{svc.path}: {svc.label}: {error}")
+    if errors:
+        return EXIT_INVALID
+    if not args.quiet:
+        print(f"{len(loaded)} Service(s) valid")
+    return EXIT_VALID
