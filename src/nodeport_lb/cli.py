@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from nodeport_lb import __version__
@@ -63,3 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # Users get one line; NODEPORT_LB_DEBUG=1 shows the traceback for a bug report.
+        if os.environ.get("NODEPORT_LB_DEBUG"):
+            raise
+        print(f"nodeport-lb: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2

@@ -109,6 +109,8 @@ def read_services(path: str) -> list[LoadedService]:
         raise UnusableInput(f"malformed YAML: {exc}") from None
     if not documents:
         raise UnusableInput("holds no Kubernetes object")
+    if any(is_recursive(doc) for doc in documents):
+        raise UnusableInput("recursive YAML alias (an object that contains itself)")
     services = []
     for number, doc in enumerate(documents, start=1):
         where = f"document {number}" if len(documents) > 1 else "the document"
@@ -121,6 +123,16 @@ def read_services(path: str) -> list[LoadedService]:
             raise UnusableInput(f"{where} is {found}, not a v1 Service")
         services.append(LoadedService(path, doc))
     return services
+
+
+def is_recursive(value: Any, path: frozenset[int] = frozenset()) -> bool:
+    """True when a YAML alias makes a container hold itself (no JSON can express that)."""
+    if not isinstance(value, dict | list):
+        return False
+    if id(value) in path:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(is_recursive(child, path | {id(value)}) for child in children)
 
 
 def run_validate(args: argparse.Namespace) -> int:

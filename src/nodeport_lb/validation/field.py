@@ -53,7 +53,11 @@ def format_value(value: Any) -> str:
         return str(value)
     if value is None:
         return "null"
-    return json.dumps(value, sort_keys=True, default=str)
+    try:
+        text = json.dumps(value, sort_keys=True, default=str)
+    except (ValueError, TypeError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class Path:

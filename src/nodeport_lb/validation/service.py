@@ -130,7 +130,7 @@ def _validate_spec(spec: dict[str, Any], node_port_range: NodePortRange) -> list
     if not isinstance(ports, list):
         errors.append(_SPEC.child("ports").invalid(ports, "must be a list"))
         ports = []
-    if not ports and not headless and svc_type != "ExternalName":
+    elif not ports and not headless and svc_type != "ExternalName":
         errors.append(_SPEC.child("ports").required())
     errors += _validate_ports(ports, svc_type, node_port_range)
 
@@ -193,6 +193,7 @@ def _validate_ports(
             errors += [path.child("port").invalid(number, m) for m in is_valid_port_num(number)]
 
         protocol = port.get("protocol")
+        protocol_key = protocol if isinstance(protocol, str) else repr(protocol)  # set member
         if not protocol:
             errors.append(path.child("protocol").required())
         elif protocol not in PROTOCOLS:
@@ -204,9 +205,9 @@ def _validate_ports(
             detail = f"may not expose port {KUBELET_PORT} externally since it is used by kubelet"
             errors.append(path.invalid(number, detail))
 
-        if (protocol, number) in seen_ports:
+        if (protocol_key, number) in seen_ports:
             errors.append(path.duplicate({"protocol": protocol, "port": number}))
-        seen_ports.add((protocol, number))
+        seen_ports.add((protocol_key, number))
 
         node_port = port.get("nodePort")
         if node_port in (None, 0):
@@ -219,9 +220,9 @@ def _validate_ports(
                 path.child("nodePort").forbidden("may not be used when `type` is 'ClusterIP'")
             )
             continue
-        if (protocol, node_port) in seen_node_ports:
+        if (protocol_key, node_port) in seen_node_ports:
             errors.append(path.child("nodePort").duplicate(node_port))
-        seen_node_ports.add((protocol, node_port))
+        seen_node_ports.add((protocol_key, node_port))
         if node_port not in node_port_range:
             errors.append(path.child("nodePort").invalid(node_port, node_port_range.out_of_range()))
     return errors
@@ -312,7 +313,9 @@ def _validate_traffic_policies(
 
 def _node_ports(spec: dict[str, Any]) -> set[int]:
     ports = spec.get("ports") if isinstance(spec.get("ports"), list) else []
-    return {p.get("nodePort") for p in ports if isinstance(p, dict) and p.get("nodePort")}
+    return {
+        p["nodePort"] for p in ports if isinstance(p, dict) and isinstance(p.get("nodePort"), int)
+    }
 
 
 def _validate_load_balancer_fields(spec: dict[str, Any], svc_type: Any) -> list[FieldError]:

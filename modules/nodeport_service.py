@@ -1,0 +1,285 @@
+#!/usr/bin/python
+# Thin Ansible wrapper: the model, validation, allocation and backends live in the nodeport_lb
+# package (src/nodeport_lb), which this module imports on the controller.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nodeport_service
+short_description: Render, validate and apply a Service with nodePorts and healthCheckNodePort
+description:
+  - Describes a v1 Service of type NodePort or LoadBalancer once, validates it with the
+    Kubernetes API server's own rules and messages before anything is touched, applies it to a
+    manifest store or a Kubernetes API server, and returns the allocated nodePorts and
+    healthCheckNodePort for the rest of the playbook (HAProxy backends, cloud load balancers).
+  - With O(external_traffic_policy=Local) and O(type=LoadBalancer) the Service gets a
+    healthCheckNodePort; every node answers HTTP 200 on it when it has a local ready pod and 503
+    otherwise. Load balancers must health-check that port over HTTP, never TCP.
+  - Give the Service either as options (O(name), O(ports), ...) or as a raw manifest in
+    O(definition).
+  - Supports check mode (reports what would change, changes nothing) and diff mode.
+version_added: "0.1.0"
+author: nodeport-lb developers
+extends_documentation_fragment: nodeport_store
+options:
+  state:
+    description: V(present) creates or updates the Service; V(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  definition:
+    description:
+      - A complete v1 Service manifest (as C(kubectl get -o yaml) prints it). Mutually exclusive
+        with the Service options below.
+    type: dict
+  name:
+    description: Service name (a DNS-1035 label). Required unless O(definition) is given.
+    type: str
+  namespace:
+    description: Namespace of the Service.
+    type: str
+    default: default
+  type:
+    description:
+      - Service type. As on the API server, V(ClusterIP) when omitted (which has no nodePort).
+    type: str
+    choices: [ClusterIP, NodePort, LoadBalancer]
+  selector:
+    description: Pod labels the Service selects.
+    type: dict
+  ports:
+    description: Service ports. With more than one port, every port needs a O(ports[].name).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Port name (a DNS-1123 label); the key of RV(node_ports).
+        type: str
+      port:
+        description: Port of the Service (and of the load balancer in front of it).
+        type: int
+        required: true
+      target_port:
+        description: Port (number or name) on the pods. Defaults to O(ports[].port).
+        type: raw
+      node_port:
+        description:
+          - Port opened on every node, in O(service_node_port_range). Allocated when omitted,
+            and kept stable across runs.
+        type: int
+      protocol:
+        description: Protocol.
+        type: str
+        choices: [TCP, UDP, SCTP]
+        default: TCP
+  external_traffic_policy:
+    description:
+      - V(Local) keeps the client's source IP and only nodes with a local pod take traffic;
+        V(Cluster) (the API server's default) spreads over all pods but SNATs.
+    type: str
+    choices: [Cluster, Local]
+  health_check_node_port:
+    description:
+      - Explicit healthCheckNodePort (only for O(type=LoadBalancer) with
+        O(external_traffic_policy=Local)). Allocated when omitted, kept stable across runs,
+        and released when the Service goes back to Cluster.
+    type: int
+  internal_traffic_policy:
+    description: Policy for traffic from inside the cluster.
+    type: str
+    choices: [Cluster, Local]
+  session_affinity:
+    description: V(ClientIP) sends a client to the same pod for O(session_affinity_timeout).
+    type: str
+    choices: ["None", ClientIP]
+  session_affinity_timeout:
+    description: ClientIP affinity timeout in seconds (1..86400; API default 10800).
+    type: int
+  allocate_load_balancer_node_ports:
+    description: For LoadBalancer Services, whether nodePorts are allocated (API default true).
+    type: bool
+  load_balancer_source_ranges:
+    description: Client CIDRs allowed to reach a LoadBalancer Service; others are dropped.
+    type: list
+    elements: str
+  labels:
+    description: Labels of the Service object.
+    type: dict
+  annotations:
+    description: Annotations of the Service object.
+    type: dict
+notes:
+  - "Invalid input fails the task with the API server's message, for example
+    C(spec.ports[0].nodePort: Invalid value: 29999: provided port is not in the valid range.
+    The range of valid ports is 30000-32767), and changes nothing."
+seealso:
+  - module: nodeport_service_info
+"""
+
+EXAMPLES = r"""
+- name: The seed article's LoadBalancer Service, eTP Local, in the lab's manifest store
+  nodeport_service:
+    store: "{{ nodeport_lb_store }}"
+    name: python-lb
+    type: LoadBalancer
+    external_traffic_policy: Local
+    selector:
+      app: python
+    ports:
+      - name: http
+        port: 80
+        target_port: 31000
+        node_port: 31001
+  register: python_lb
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+
+- name: Use the allocated healthCheckNodePort
+  ansible.builtin.debug:
+    msg: "check nodes over HTTP on {{ python_lb.health_check_node_port }}"
+
+- name: A NodePort Service from a raw manifest, applied to a cluster through a kubeconfig
+  nodeport_service:
+    store:
+      kubeconfig: ~/.kube/config
+      context: prod
+    definition:
+      apiVersion: v1
+      kind: Service
+      metadata:
+        name: test-python
+      spec:
+        type: NodePort
+        externalTrafficPolicy: Local
+        selector: {app: python}
+        ports:
+          - port: 31000
+            targetPort: 31000
+            nodePort: 31000
+
+- name: Remove a Service
+  nodeport_service:
+    store: "{{ nodeport_lb_store }}"
+    name: python-lb
+    state: absent
+"""
+
+RETURN = r"""
+service:
+  description: The Service as applied (or as it would be, in check mode); empty after deletion.
+  returned: always
+  type: dict
+  sample:
+    apiVersion: v1
+    kind: Service
+    metadata: {name: python-lb, namespace: default}
+    spec:
+      type: LoadBalancer
+      externalTrafficPolicy: Local
+      healthCheckNodePort: 31897
+      ports: [{name: http, port: 80, targetPort: 31000, nodePort: 31001, protocol: TCP}]
+node_ports:
+  description: Allocated nodePorts by port name (by port number for an unnamed port).
+  returned: always
+  type: dict
+  sample: {http: 31001}
+health_check_node_port:
+  description:
+    - The healthCheckNodePort load balancers must check over HTTP; null unless the Service is
+      LoadBalancer with externalTrafficPolicy Local.
+  returned: always
+  type: int
+  sample: 31897
+"""
+
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+try:
+    from nodeport_lb.ansible_support import STORE_ARGUMENT_SPEC, backend_from_params
+    from nodeport_lb.model import SERVICE_OPTIONS, NodePortRange
+    from nodeport_lb.services import InvalidService, prepare_service, service_facts
+
+    IMPORT_ERROR = None
+except ImportError:
+    IMPORT_ERROR = traceback.format_exc()
+    # Accept the options anyway, so the user sees the import problem, not a parameter error.
+    STORE_ARGUMENT_SPEC = {"store": {"type": "raw"}, "service_node_port_range": {"type": "raw"}}
+
+
+def argument_spec() -> dict:
+    port_spec = {
+        "name": {"type": "str"},
+        "port": {"type": "int", "required": True},
+        "target_port": {"type": "raw"},
+        "node_port": {"type": "int"},
+        "protocol": {"type": "str", "choices": ["TCP", "UDP", "SCTP"], "default": "TCP"},
+    }
+    return {
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "definition": {"type": "dict"},
+        "name": {"type": "str"},
+        "namespace": {"type": "str", "default": "default"},
+        "type": {"type": "str", "choices": ["ClusterIP", "NodePort", "LoadBalancer"]},
+        "selector": {"type": "dict"},
+        "ports": {"type": "list", "elements": "dict", "options": port_spec},
+        "external_traffic_policy": {"type": "str", "choices": ["Cluster", "Local"]},
+        "health_check_node_port": {"type": "int"},
+        "internal_traffic_policy": {"type": "str", "choices": ["Cluster", "Local"]},
+        "session_affinity": {"type": "str", "choices": ["None", "ClientIP"]},
+        "session_affinity_timeout": {"type": "int"},
+        "allocate_load_balancer_node_ports": {"type": "bool"},
+        "load_balancer_source_ranges": {"type": "list", "elements": "str"},
+        "labels": {"type": "dict"},
+        "annotations": {"type": "dict"},
+        **STORE_ARGUMENT_SPEC,
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[("definition", "name")],
+        required_one_of=[("definition", "name")],
+        supports_check_mode=True,
+    )
+    if IMPORT_ERROR:
+        module.fail_json(
+            msg="the nodeport_lb package is not importable by this Python; run the module on the "
+            'controller with ansible_python_interpreter: "{{ ansible_playbook_python }}" after '
+            "pip install nodeport-lb",
+            exception=IMPORT_ERROR,
+        )
+    params = module.params
+    try:
+        backend = backend_from_params(params)
+        if params["state"] == "absent":
+            namespace, name = params["namespace"], params["name"]
+            if params["definition"]:
+                meta = params["definition"].get("metadata") or {}
+                namespace, name = meta.get("namespace") or "default", meta.get("name")
+            result = backend.delete(namespace, name, check_mode=module.check_mode)
+        else:
+            node_port_range = NodePortRange.parse(params["service_node_port_range"])
+            manifest = prepare_service(
+                node_port_range,
+                options={k: params[k] for k in SERVICE_OPTIONS},
+                definition=params["definition"],
+            )
+            result = backend.apply(manifest, check_mode=module.check_mode)
+    except InvalidService as exc:
+        module.fail_json(msg=str(exc), errors=exc.errors)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # a backend's own errors (API unreachable, store unwritable)
+        module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc())
+
+    output = {"changed": result.changed, **service_facts(result.after)}
+    if module._diff:
+        output["diff"] = result.diff
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The nodeport_service / nodeport_service_info modules, run by real ansible-playbook on
+localhost against a manifest store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.modules.conftest import store_snapshot
+
+
+def python_lb(store: Path, **overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "store": {"path": str(store)},
+        "name": "python-lb",
+        "type": "LoadBalancer",
+        "external_traffic_policy": "Local",
+        "selector": {"app": "python"},
+        "ports": [{"name": "http", "port": 80, "target_port": 31000, "node_port": 31001}],
+    }
+    args.update(overrides)
+    return {"name": "python-lb", "nodeport_service": args, "register": "svc"}
+
+
+def test_create_returns_allocated_ports(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    run = playbook([python_lb(store)])
+    assert run.returncode == 0, run.output
+    svc = run.results["svc"]
+    assert svc["changed"] is True
+    assert svc["node_ports"] == {"http": 31001}
+    assert 30000 <= svc["health_check_node_port"] <= 32767
+    assert svc["service"]["spec"]["healthCheckNodePort"] == svc["health_check_node_port"]
+    stored = (store / "service_default_python-lb.yaml").read_text()
+    assert f"healthCheckNodePort: {svc['health_check_node_port']}" in stored
+
+
+def test_second_run_changes_nothing(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    first = playbook([python_lb(store)])
+    snapshot = store_snapshot(store)
+    second = playbook([python_lb(store)])
+    assert second.returncode == 0, second.output
+    assert second.results["svc"]["changed"] is False
+    assert second.recap("changed") == 0
+    assert (
+        second.results["svc"]["health_check_node_port"]
+        == first.results["svc"]["health_check_node_port"]
+    )
+    assert store_snapshot(store) == snapshot
+
+
+def test_check_mode_leaves_store_byte_identical_and_shows_diff(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    playbook([python_lb(store)])
+    snapshot = store_snapshot(store)
+    run = playbook([python_lb(store, external_traffic_policy="Cluster")], "--check", "--diff")
+    assert run.returncode == 0, run.output
+    assert run.results["svc"]["changed"] is True
+    assert "-  externalTrafficPolicy: Local" in run.output
+    assert "+  externalTrafficPolicy: Cluster" in run.output
+    assert "-  healthCheckNodePort:" in run.output
+    assert store_snapshot(store) == snapshot
+
+
+def test_check_mode_on_new_service_writes_nothing(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    run = playbook([python_lb(store)], "--check")
+    assert run.returncode == 0, run.output
+    assert run.results["svc"]["changed"] is True
+    assert not store.exists() or store_snapshot(store) == {}
+
+
+def test_invalid_input_fails_with_api_message_and_touches_nothing(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    playbook([python_lb(store)])
+    snapshot = store_snapshot(store)
+    bad_port = [{"name": "http", "port": 80, "target_port": 31000, "node_port": 29999}]
+    run = playbook([python_lb(store, ports=bad_port)])
+    assert run.returncode != 0
+    assert (
+        "spec.ports[0].nodePort: Invalid value: 29999: provided port is not in the valid range. "
+        "The range of valid ports is 30000-32767"
+    ) in run.output
+    assert store_snapshot(store) == snapshot
+
+
+def test_port_taken_by_another_service_fails(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    playbook([python_lb(store)])
+    other = python_lb(store, name="other")
+    run = playbook([other])
+    assert run.returncode != 0
+    assert (
+        "spec.ports[0].nodePort: Invalid value: 31001: provided port is already allocated"
+        in run.output
+    )
+
+
+def test_definition_and_absent(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    definition = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "test-python"},
+        "spec": {
+            "type": "NodePort",
+            "externalTrafficPolicy": "Local",
+            "selector": {"app": "python"},
+            "ports": [{"port": 31000, "targetPort": 31000, "nodePort": 31000}],
+        },
+    }
+    task = {
+        "nodeport_service": {"store": {"path": str(store)}, "definition": definition},
+        "register": "svc",
+    }
+    run = playbook([task])
+    assert run.returncode == 0, run.output
+    assert run.results["svc"]["node_ports"] == {"31000": 31000}
+    assert run.results["svc"]["health_check_node_port"] is None
+
+    absent = {
+        "nodeport_service": {
+            "store": {"path": str(store)},
+            "name": "test-python",
+            "state": "absent",
+        },
+        "register": "gone",
+    }
+    run = playbook([absent, {**absent, "register": "again"}])
+    assert run.returncode == 0, run.output
+    assert run.results["gone"]["changed"] is True
+    assert run.results["again"]["changed"] is False
+    assert store_snapshot(store) == {}
+
+
+def test_info_module_returns_the_same_facts(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    info = {"nodeport_service_info": {"store": {"path": str(store)}}, "register": "info"}
+    one = {
+        "nodeport_service_info": {"store": {"path": str(store)}, "name": "python-lb"},
+        "register": "one",
+    }
+    missing = {
+        "nodeport_service_info": {"store": {"path": str(store)}, "name": "nope"},
+        "register": "missing",
+    }
+    run = playbook([python_lb(store), info, one, missing])
+    assert run.returncode == 0, run.output
+    created = run.results["svc"]
+    [listed] = run.results["info"]["services"]
+    assert listed["name"] == "python-lb" and listed["namespace"] == "default"
+    assert listed["node_ports"] == created["node_ports"]
+    assert listed["health_check_node_port"] == created["health_check_node_port"]
+    assert run.results["one"]["services"][0]["service"] == created["service"]
+    assert run.results["missing"]["services"] == []
+
+
+def test_module_without_the_package_says_how_to_fix(playbook, tmp_path: Path) -> None:
+    task = python_lb(tmp_path / "store")
+    task["vars"] = {"ansible_python_interpreter": "/usr/bin/python3"}
+    run = playbook([task])
+    if run.returncode == 0:  # this machine's system Python happens to have nodeport_lb
+        return
+    assert "ansible_playbook_python" in run.output
