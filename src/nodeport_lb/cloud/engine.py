@@ -89,6 +89,8 @@ class CliEngine:
     def _run(
         self, workdir: Path, args: list[str], *, ok: Sequence[int] = (0,), capture: bool = False
     ) -> Any:
+        if not sys.stdout.isatty():
+            args = [*args, "-no-color"]  # Terraform colours even when piped
         argv = [*self.command, f"-chdir={workdir}", *args]
         try:
             proc = subprocess.run(

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from nodeport_lb.cloud import CloudError
 from nodeport_lb.store import ManifestStore
 
@@ -96,7 +98,8 @@ def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any
         raise CloudError(f"reading Service {namespace}/{name}: {exc.status} {exc.reason}") from exc
     except HTTPError as exc:
         raise CloudError(f"reading Service {namespace}/{name}: {exc}") from exc
-    except (ConfigException, OSError) as exc:
-        raise CloudError(f"--kubeconfig {kubeconfig}: {exc}", exit_code=2) from exc
+    except (ConfigException, OSError, yaml.YAMLError) as exc:
+        message = " ".join(str(exc).split())
+        raise CloudError(f"--kubeconfig {kubeconfig}: {message}", exit_code=2) from exc
     # camelCase dict, the same shape as a manifest
     return api_client.sanitize_for_serialization(service)
