@@ -41,10 +41,12 @@ resource "aws_lb_target_group" "this" {
   tags               = var.tags
 
   health_check {
-    enabled             = true
-    protocol            = upper(module.healthcheck.mode)
-    port                = tostring(module.healthcheck.port)
-    path                = module.healthcheck.mode == "tcp" ? null : var.healthcheck_path
+    enabled  = true
+    protocol = upper(module.healthcheck.mode)
+    port     = tostring(module.healthcheck.port)
+    path     = module.healthcheck.mode == "tcp" ? null : var.healthcheck_path
+    # Only 200 means "this node has a local pod"; the NLB default (200-399) is looser.
+    matcher             = module.healthcheck.mode == "tcp" ? null : "200"
     interval            = var.healthcheck_interval
     timeout             = var.healthcheck_timeout
     healthy_threshold   = var.healthy_threshold
