@@ -115,8 +115,10 @@ def _service_parent() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--manifests", type=Path, metavar="DIR", help="manifest store to read")
     source.add_argument("--kubeconfig", type=Path, metavar="FILE", help="cluster to read")
-    parser.add_argument("--service", required=True, metavar="NS/NAME")
-    parser.add_argument("--port-name", help="the Service port (required when it has several)")
+    parser.add_argument("--service", required=True, metavar="NS/NAME", help="the Service")
+    parser.add_argument(
+        "--port-name", metavar="NAME", help="the Service port (required when it has several)"
+    )
     parser.add_argument(
         "--healthcheck-mode",
         default="http",
@@ -142,7 +144,7 @@ def _service_parent() -> argparse.ArgumentParser:
             option,
             dest=variable,
             action="append" if many else "store",
-            metavar="ID",
+            metavar="ZONE" if variable == "zone" else "ID",
             help=f"{provider}: {help_text}",
         )
     parser.add_argument(

@@ -17,7 +17,8 @@ def main(argv: list[str]) -> int:
     stream = TerraformCommand(backend="thread").stream(argv, json=False)
     for line in stream:
         print(line, flush=True)
-    sys.stderr.write(stream.stderr or "")
+    errors = stream.stderr or ""
+    sys.stderr.write(errors if not errors or errors.endswith("\n") else errors + "\n")
     return int(stream.retcode or 0)
 
 
