@@ -150,7 +150,7 @@ class TestDriverCycle:
         assert "must target the healthCheckNodePort" in one_line(err)
 
     def test_apply_without_a_terminal_needs_auto_approve(self, cloud, monkeypatch):
-        monkeypatch.setattr("sys.stdin", open("/dev/null"))  # noqa: SIM115
+        monkeypatch.setattr("sys.stdin", open("/dev/null"))
         code, _, err = cloud("apply")
         assert code == 1
         assert "pass --auto-approve" in err

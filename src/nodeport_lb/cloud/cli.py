@@ -17,7 +17,8 @@ from nodeport_lb.cloud.render import (
     RenderOptions,
     render_variables,
 )
-from nodeport_lb.cloud.service_source import CloudService, load_service, parse_ref
+from nodeport_lb.cloud.service_source import load_service, parse_ref
+from nodeport_lb.model import Service
 
 # The repository's terraform/ (src/nodeport_lb/cloud/cli.py -> four levels up).
 TERRAFORM_DIR = Path(__file__).resolve().parents[3] / "terraform"
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    service: CloudService | None
+    service: Service | None
     try:
         service = load_service(args.service, args.manifests, args.kubeconfig)
     except CloudError:
@@ -240,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(args: argparse.Namespace, service: CloudService) -> dict[str, Any]:
+def _render(args: argparse.Namespace, service: Service) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     for option, variable, provider, _help in PROVIDER_OPTIONS:
         value = getattr(args, variable)

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodeport_lb.cloud import CloudError
-from nodeport_lb.cloud.service_source import CloudPort, CloudService
+from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange, Service, ServicePort
 
 # kube-proxy's (and the node agent's) /healthz: cloud controllers check it for Cluster Services,
 # where any healthy node may take traffic.
 PROXY_HEALTHZ_PORT = 10256
 PROXY_HEALTHZ_PATH = "/healthz"
-DEFAULT_NODE_PORT_RANGE = "30000-32767"
 HEALTHCHECK_MODES = ("http", "https", "tcp")
 
 TCP_REFUSED = (
@@ -83,18 +82,16 @@ class RenderOptions:
     extra: dict[str, Any] | None = None  # provider options and --var, override everything
 
 
-def render_variables(
-    provider: str, service: CloudService, options: RenderOptions
-) -> dict[str, Any]:
+def render_variables(provider: str, service: Service, options: RenderOptions) -> dict[str, Any]:
     spec = PROVIDERS[provider]
     port = select_port(service, options.port_name)
-    low, high = parse_range(options.node_port_range)
-    if port.node_port is None:
+    node_port_range = parse_range(options.node_port_range)
+    if not port.node_port:
         raise CloudError(
             f"{_ref(service)} port {port.port} has no nodePort: a cloud load balancer forwards to "
             "a nodePort, so the Service must be of type NodePort or LoadBalancer"
         )
-    if not low <= port.node_port <= high:
+    if port.node_port not in node_port_range:
         raise CloudError(
             f"{_ref(service)} nodePort {port.node_port} is outside the node port range "
             f"{options.node_port_range} (--node-port-range)"
@@ -107,7 +104,7 @@ def render_variables(
 
     path: dict[str, Any] = {}
     if service.external_traffic_policy == "Local":
-        healthcheck_port = _local_healthcheck_port(service, mode, (low, high), options)
+        healthcheck_port = _local_healthcheck_port(service, mode, node_port_range, options)
     else:
         # Cluster: every node forwards anywhere, so a node is fit when its proxy is healthy.
         healthcheck_port = PROXY_HEALTHZ_PORT
@@ -131,10 +128,10 @@ def render_variables(
 
 
 def _local_healthcheck_port(
-    service: CloudService, mode: str, node_ports: tuple[int, int], options: RenderOptions
+    service: Service, mode: str, node_port_range: NodePortRange, options: RenderOptions
 ) -> int:
     hcnp = service.health_check_node_port
-    if hcnp is None:
+    if not hcnp:
         raise CloudError(
             f"{_ref(service)} has externalTrafficPolicy: Local but no healthCheckNodePort, "
             "so nothing tells which nodes have a local pod (the API allocates one only for "
@@ -143,7 +140,7 @@ def _local_healthcheck_port(
         )
     if mode == "tcp":
         raise CloudError(TCP_REFUSED.format(service=_ref(service), hcnp=hcnp))
-    if not node_ports[0] <= hcnp <= node_ports[1]:
+    if hcnp not in node_port_range:
         raise CloudError(
             f"{_ref(service)} healthCheckNodePort {hcnp} is outside the node port range "
             f"{options.node_port_range} (--node-port-range)"
@@ -151,7 +148,7 @@ def _local_healthcheck_port(
     return hcnp
 
 
-def select_port(service: CloudService, port_name: str | None) -> CloudPort:
+def select_port(service: Service, port_name: str | None) -> ServicePort:
     if not service.ports:
         raise CloudError(f"{_ref(service)} has no ports")
     if port_name is not None:
@@ -168,24 +165,22 @@ def select_port(service: CloudService, port_name: str | None) -> CloudPort:
     return service.ports[0]
 
 
-def resource_name(service: CloudService, port: CloudPort, limit: int) -> str:
+def resource_name(service: Service, port: ServicePort, limit: int) -> str:
     name = f"{service.namespace}-{service.name}" + (f"-{port.name}" if port.name else "")
     name = re.sub(r"[^a-zA-Z0-9-]", "-", name)
     return name[:limit].rstrip("-")
 
 
-def parse_range(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)-(\d+)", text)
-    if not match or int(match[1]) > int(match[2]):
-        raise CloudError(
-            f"node port range {text!r}: expected LOW-HIGH, e.g. 30000-32767", exit_code=2
-        )
-    return int(match[1]), int(match[2])
+def parse_range(text: str) -> NodePortRange:
+    try:
+        return NodePortRange.parse(text)
+    except ValueError as exc:
+        raise CloudError(str(exc), exit_code=2) from None
 
 
-def _ref(service: CloudService) -> str:
+def _ref(service: Service) -> str:
     return f"Service {service.namespace}/{service.name}"
 
 
-def _names(service: CloudService) -> str:
+def _names(service: Service) -> str:
     return ", ".join(p.name or str(p.port) for p in service.ports)

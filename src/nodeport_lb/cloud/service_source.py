@@ -1,37 +1,15 @@
-"""What the cloud path needs of a Service, read from a manifest store or the Kubernetes API.
-
-One thin adapter over the raw v1 Service: it will switch to the shared Service model
-(``nodeport_lb.model``) once that lands, so keep the logic elsewhere.
-"""
+"""The Service the cloud path fronts, read from a manifest store or the Kubernetes API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nodeport_lb.cloud import CloudError
+from nodeport_lb.model import Service
 from nodeport_lb.store import ManifestStore
-
-
-@dataclass(frozen=True)
-class CloudPort:
-    name: str
-    port: int
-    node_port: int | None
-    protocol: str  # TCP, UDP or SCTP, as the API spells it
-
-
-@dataclass(frozen=True)
-class CloudService:
-    namespace: str
-    name: str
-    type: str
-    external_traffic_policy: str  # "Local" or "Cluster"
-    health_check_node_port: int | None
-    ports: tuple[CloudPort, ...]
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -42,7 +20,7 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return namespace or "default", name
 
 
-def load_service(ref: str, manifests: Path | None, kubeconfig: Path | None) -> CloudService:
+def load_service(ref: str, manifests: Path | None, kubeconfig: Path | None) -> Service:
     namespace, name = parse_ref(ref)
     raw = _read_from_store(manifests, namespace, name) if manifests else None
     if kubeconfig:
@@ -50,30 +28,7 @@ def load_service(ref: str, manifests: Path | None, kubeconfig: Path | None) -> C
     if raw is None:
         where = f"manifest store {manifests}" if manifests else f"cluster of {kubeconfig}"
         raise CloudError(f"Service {namespace}/{name} not found in the {where}", exit_code=2)
-    return from_manifest(raw)
-
-
-def from_manifest(raw: dict[str, Any]) -> CloudService:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    ports = tuple(
-        CloudPort(
-            name=str(p.get("name") or ""),
-            port=int(p["port"]),
-            node_port=int(p["nodePort"]) if p.get("nodePort") else None,
-            protocol=str(p.get("protocol") or "TCP"),
-        )
-        for p in spec.get("ports") or []
-    )
-    hcnp = spec.get("healthCheckNodePort")
-    return CloudService(
-        namespace=str(meta.get("namespace") or "default"),
-        name=str(meta.get("name") or ""),
-        type=str(spec.get("type") or "ClusterIP"),
-        external_traffic_policy=str(spec.get("externalTrafficPolicy") or "Cluster"),
-        health_check_node_port=int(hcnp) if hcnp else None,
-        ports=ports,
-    )
+    return Service.from_manifest(raw)
 
 
 def _read_from_store(path: Path, namespace: str, name: str) -> dict[str, Any] | None:
