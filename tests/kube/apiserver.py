@@ -25,12 +25,21 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import ipaddress
 import itertools
+import ssl
 import threading
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kmock
+from aiohttp.test_utils import RawTestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from nodeport_lb.allocation import allocate, ports_held_by_others
 from nodeport_lb.model import NodePortRange
@@ -51,8 +60,9 @@ class FakeApiServer:
     ``services`` is what the server stores; ``requests()`` what it was sent.
     """
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.token = token  # when set, requests must carry "Authorization: Bearer <token>"
+        self.tls = tls  # when set, HTTPS with this context
         self.services: dict[tuple[str, str], dict[str, Any]] = {}
         self.node_port_range = NodePortRange()
         self._versions = itertools.count(1)
@@ -80,7 +90,9 @@ class FakeApiServer:
 
     async def _run(self) -> None:
         self._stop = asyncio.Event()
-        async with self.handler, kmock.Server(self.handler, host="127.0.0.1") as server:
+        server_cls = tls_server_class(self.tls) if self.tls else RawTestServer
+        served = kmock.Server(self.handler, host="127.0.0.1", server_cls=server_cls)
+        async with self.handler, served as server:
             self.url = str(server.url).rstrip("/")
             self._started.set()
             await self._stop.wait()
@@ -192,3 +204,81 @@ class FakeApiServer:
         )
         obj["status"] = {"loadBalancer": {}}
         return obj
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client certificate."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> Pki:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-apiserver-ca")])
+        ca = _certificate(ca_name, ca_key.public_key(), ca_name, ca_key, is_ca=True)
+        paths = {"ca_cert": directory / "ca.crt"}
+        paths["ca_cert"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        for who, san in (
+            ("server", x509.IPAddress(ipaddress.ip_address("127.0.0.1"))),
+            ("client", None),
+        ):
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"fake-{who}")])
+            cert = _certificate(name, key.public_key(), ca_name, ca_key, san=san)
+            paths[f"{who}_cert"] = directory / f"{who}.crt"
+            paths[f"{who}_key"] = directory / f"{who}.key"
+            paths[f"{who}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            paths[f"{who}_key"].write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        return cls(**paths)
+
+    def server_context(self) -> ssl.SSLContext:
+        """TLS like an API server's: its own certificate, client certificates required."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca_cert))
+        context.load_cert_chain(self.server_cert, self.server_key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+def _certificate(
+    subject: x509.Name,
+    public_key: Any,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    is_ca: bool = False,
+    san: x509.GeneralName | None = None,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if san is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName([san]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def tls_server_class(context: ssl.SSLContext) -> type[RawTestServer]:
+    """kmock's server class, serving HTTPS with ``context``."""
+
+    class TLSServer(RawTestServer):
+        async def start_server(self, *args: Any, **kwargs: Any) -> None:
+            await super().start_server(*args, ssl=context, **kwargs)
+
+    return TLSServer

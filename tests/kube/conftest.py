@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from .apiserver import FakeApiServer
+from .apiserver import FakeApiServer, Pki
 
 TOKEN = "s3cr3t-token"
 
@@ -21,4 +22,16 @@ def apiserver() -> Iterator[FakeApiServer]:
 def secured_apiserver() -> Iterator[FakeApiServer]:
     """Answers only requests that carry ``Authorization: Bearer <TOKEN>``."""
     with FakeApiServer(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki.create(tmp_path)
+
+
+@pytest.fixture
+def tls_apiserver(pki: Pki) -> Iterator[FakeApiServer]:
+    """HTTPS with a certificate from ``pki``; a client certificate from ``pki`` is required."""
+    with FakeApiServer(token=TOKEN, tls=pki.server_context()) as server:
         yield server

@@ -26,7 +26,7 @@ from nodeport_lb.services import (
 )
 from nodeport_lb.services.kube_backend import FIELD_MANAGER, KubernetesBackend, KubeSettings
 
-from .apiserver import FakeApiServer
+from .apiserver import FakeApiServer, Pki
 from .conftest import TOKEN
 
 
@@ -354,6 +354,59 @@ def test_settings_resolve_field_by_field() -> None:
         {"context": "lab"}, {"K8S_AUTH_CONTEXT": "prod", "K8S_AUTH_SSL_CA_CERT": "/ca.crt"}
     )
     assert settings.context == "lab" and settings.ca_cert == "/ca.crt"
+
+
+def test_tls_settings_from_the_environment_reach_an_https_server(
+    tls_apiserver: FakeApiServer, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tls_apiserver.url.startswith("https://127.0.0.1:")
+    for name, value in {
+        "K8S_AUTH_HOST": tls_apiserver.url,
+        "K8S_AUTH_API_KEY": TOKEN,
+        "K8S_AUTH_SSL_CA_CERT": str(pki.ca_cert),
+        "K8S_AUTH_CERT_FILE": str(pki.client_cert),
+        "K8S_AUTH_KEY_FILE": str(pki.client_key),
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert KubernetesBackend.from_settings().apply(python_lb()).changed
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # expected
+def test_validate_certs_false_accepts_an_unknown_server_certificate(
+    tls_apiserver: FakeApiServer, pki: Pki
+) -> None:
+    backend = KubernetesBackend.from_settings(
+        environ={},
+        host=tls_apiserver.url,
+        api_key=TOKEN,
+        validate_certs=False,
+        client_cert=str(pki.client_cert),
+        client_key=str(pki.client_key),
+    )
+    assert backend.get("default", "python-lb") is None
+
+
+def test_an_untrusted_server_certificate_is_a_one_line_error(
+    tls_apiserver: FakeApiServer, pki: Pki
+) -> None:
+    backend = KubernetesBackend.from_settings(
+        environ={},
+        host=tls_apiserver.url,
+        api_key=TOKEN,
+        client_cert=str(pki.client_cert),
+        client_key=str(pki.client_key),
+    )
+    with pytest.raises(BackendUnavailable) as untrusted:
+        backend.get("default", "python-lb")
+    message = str(untrusted.value)
+    assert message.startswith(f"cannot reach the Kubernetes API server at {tls_apiserver.url}: ")
+    assert "certificate verify failed" in message and "\n" not in message
+
+
+def test_a_wrong_token_is_a_backend_error(secured_apiserver: FakeApiServer) -> None:
+    backend = backend_for(secured_apiserver, api_key="wrong")
+    with pytest.raises(BackendError, match="401 Unauthorized: Unauthorized"):
+        backend.get("default", "python-lb")
 
 
 @pytest.mark.parametrize(
