@@ -127,11 +127,17 @@ class FakeApiServer:
                 for (ns, _), svc in sorted(self.services.items())
                 if request.namespace in (None, ns)
             ]
+            # Paged with limit/continue; the continue token is simply the next offset here.
+            start = int(request.params.get("continue") or 0)
+            stop = start + int(request.params.get("limit") or len(items) or 1)
+            meta = {"resourceVersion": str(next(self._versions))}
+            if stop < len(items):
+                meta["continue"] = str(stop)
             return {
                 "apiVersion": "v1",
                 "kind": "ServiceList",
-                "metadata": {"resourceVersion": str(next(self._versions))},
-                "items": items,
+                "metadata": meta,
+                "items": items[start:stop],
             }
         svc = self.services.get((request.namespace or "", request.name))
         if svc is None:

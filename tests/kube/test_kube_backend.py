@@ -225,6 +225,25 @@ def test_list_returns_the_services_of_every_namespace(apiserver: FakeApiServer) 
     assert all(s["apiVersion"] == "v1" and s["kind"] == "Service" for s in services)
 
 
+def test_list_follows_the_continue_token_across_pages(apiserver: FakeApiServer) -> None:
+    backend = backend_for(apiserver)
+    for name in ("a", "b", "c"):
+        backend.apply(test_python(name=name, ports=[{"port": 8080}]))
+    backend.list_page_size = 2
+
+    names = [s["metadata"]["name"] for s in backend.list()]
+
+    assert names == ["a", "b", "c"]
+    pages = [r.params for r in apiserver.requests("GET")[-2:]]
+    assert pages == [{"limit": "2"}, {"limit": "2", "continue": "2"}]
+
+
+def test_an_answer_that_is_not_json_is_a_backend_error(apiserver: FakeApiServer) -> None:
+    apiserver.handler["get"] ** 1 << b"<html>proxy login</html>"
+    with pytest.raises(BackendError, match="answered something that is not JSON"):
+        backend_for(apiserver).get("default", "python-lb")
+
+
 def test_delete_removes_a_present_service(apiserver: FakeApiServer) -> None:
     backend = backend_for(apiserver)
     backend.apply(python_lb())

@@ -174,6 +174,8 @@ def _load_ambient(cfg: client.Configuration) -> None:
 class KubernetesBackend:
     """``ServiceBackend`` on a Kubernetes API server (see ``services.base``)."""
 
+    list_page_size = LIST_PAGE_SIZE
+
     def __init__(self, settings: KubeSettings) -> None:
         self.settings = settings
         self.configuration = client_configuration(settings)
@@ -204,7 +206,10 @@ class KubernetesBackend:
         token: str | None = None
         while True:
             page = self._call(
-                self.core.list_service_for_all_namespaces, "", limit=LIST_PAGE_SIZE, _continue=token
+                self.core.list_service_for_all_namespaces,
+                "",
+                limit=self.list_page_size,
+                _continue=token,
             )
             # List items come without apiVersion/kind; give them back so each reads as kubectl's.
             services += [{"apiVersion": "v1", "kind": "Service", **i} for i in page["items"] or []]
@@ -261,7 +266,13 @@ class KubernetesBackend:
             raise BackendUnavailable(
                 f"cannot reach the Kubernetes API server at {self.host}: {_connection_reason(exc)}"
             ) from None
-        return _kubectl_view(json.loads(response.data))
+        try:
+            return _kubectl_view(json.loads(response.data))
+        except ValueError:
+            raise BackendError(
+                f"Kubernetes API server at {self.host} answered something that is not JSON "
+                "(a proxy in the way?)"
+            ) from None
 
     def _api_error(self, exc: ApiException, name: str) -> BackendError | InvalidService:
         status = _status_body(exc)
