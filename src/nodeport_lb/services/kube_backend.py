@@ -212,7 +212,9 @@ class KubernetesBackend:
                 _continue=token,
             )
             # List items come without apiVersion/kind; give them back so each reads as kubectl's.
-            services += [{"apiVersion": "v1", "kind": "Service", **i} for i in page["items"] or []]
+            services += [
+                {"apiVersion": "v1", "kind": "Service", **i} for i in page.get("items") or []
+            ]
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return services
