@@ -9,10 +9,20 @@
 
 from nodeport_lb.services.base import (
     ApplyResult,
+    BackendError,
+    BackendUnavailable,
     InvalidService,
     ServiceBackend,
     prepare_service,
     service_facts,
 )
 
-__all__ = ["ApplyResult", "InvalidService", "ServiceBackend", "prepare_service", "service_facts"]
+__all__ = [
+    "ApplyResult",
+    "BackendError",
+    "BackendUnavailable",
+    "InvalidService",
+    "ServiceBackend",
+    "prepare_service",
+    "service_facts",
+]

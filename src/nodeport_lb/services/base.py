@@ -31,6 +31,14 @@ class InvalidService(Exception):
         super().__init__(prefix + "; ".join(self.errors))
 
 
+class BackendError(Exception):
+    """The control plane refused or failed a request; the message is one line for the user."""
+
+
+class BackendUnavailable(BackendError):
+    """The control plane cannot be reached or its connection settings are unusable."""
+
+
 @dataclass
 class ApplyResult:
     changed: bool

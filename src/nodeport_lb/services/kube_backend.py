@@ -1,0 +1,325 @@
+"""Services on a Kubernetes API server, applied with server-side apply.
+
+The API server is the authority here: it validates, allocates nodePorts and the
+healthCheckNodePort, and answers with the object as stored (or, with ``dryRun=All``, as it
+would be stored). We read the allocated ports back from that answer instead of predicting them.
+
+Connection settings follow kubernetes.core (``kubeconfig`` path or dict, ``context``, ``host``,
+``api_key``, ``validate_certs``, ``ca_cert``, ``client_cert``, ``client_key``, ``username`` /
+``password``), each falling back to its ``K8S_AUTH_*`` variable; with none of them the
+in-cluster service account is used, else the default kubeconfig (``$KUBECONFIG`` or
+``~/.kube/config``), as kubectl does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from nodeport_lb.services.base import (
+    ApplyResult,
+    BackendError,
+    BackendUnavailable,
+    InvalidService,
+    owned_view,
+)
+
+# One fixed manager, so every run (whoever starts it) owns the same fields and re-applies
+# never conflict with themselves.
+FIELD_MANAGER = "nodeport-lb"
+APPLY_PATCH = "application/apply-patch+yaml"
+LIST_PAGE_SIZE = 500
+
+# kubernetes.core's environment variable for each setting.
+ENV_VARS = {
+    "kubeconfig": "K8S_AUTH_KUBECONFIG",
+    "context": "K8S_AUTH_CONTEXT",
+    "host": "K8S_AUTH_HOST",
+    "api_key": "K8S_AUTH_API_KEY",
+    "username": "K8S_AUTH_USERNAME",
+    "password": "K8S_AUTH_PASSWORD",
+    "validate_certs": "K8S_AUTH_VERIFY_SSL",
+    "ca_cert": "K8S_AUTH_SSL_CA_CERT",
+    "client_cert": "K8S_AUTH_CERT_FILE",
+    "client_key": "K8S_AUTH_KEY_FILE",
+}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    """How to reach the API server; what the Ansible modules take as ``store: {...}``."""
+
+    kubeconfig: str | dict[str, Any] | None = None
+    context: str | None = None
+    host: str | None = None
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    validate_certs: bool | None = None
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    timeout: float = 60.0  # seconds per request, so a hung API server cannot hang a play
+
+    @classmethod
+    def resolve(
+        cls, options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> KubeSettings:
+        """Given options first, then ``K8S_AUTH_*``, field by field (as kubernetes.core does)."""
+        options = dict(options or {})
+        environ = os.environ if environ is None else environ
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise BackendUnavailable(
+                f"unknown Kubernetes connection setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {}
+        for name in known:
+            value = options.get(name)
+            if value in (None, "") and name in ENV_VARS:
+                value = environ.get(ENV_VARS[name]) or None
+            if value is not None:
+                values[name] = value
+        if "validate_certs" in values:
+            values["validate_certs"] = _as_bool(values["validate_certs"], "validate_certs")
+        return cls(**values)
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise BackendUnavailable(f"{name}: {value!r} is not a boolean")
+
+
+def client_configuration(settings: KubeSettings) -> client.Configuration:
+    """A client configuration of its own (never the process-wide default) for ``settings``."""
+    cfg = client.Configuration()
+    try:
+        if settings.kubeconfig is not None or settings.context:
+            _load_kubeconfig(settings.kubeconfig, settings.context, cfg)
+        elif not settings.host:
+            _load_ambient(cfg)
+    except ConfigException as exc:
+        raise BackendUnavailable(f"Kubernetes connection settings: {_one_line(exc)}") from None
+    # Explicit settings override what a kubeconfig said, as with kubernetes.core.
+    if settings.host:
+        cfg.host = settings.host.rstrip("/")
+    if settings.api_key:
+        cfg.api_key = {"authorization": f"Bearer {settings.api_key}"}
+        cfg.refresh_api_key_hook = None  # a kubeconfig's token refresher must not replace it
+    elif settings.username and settings.password:
+        basic = urllib3.util.make_headers(basic_auth=f"{settings.username}:{settings.password}")
+        cfg.api_key = {"authorization": basic["authorization"]}
+        cfg.refresh_api_key_hook = None
+    if settings.validate_certs is not None:
+        cfg.verify_ssl = settings.validate_certs
+    if settings.ca_cert:
+        cfg.ssl_ca_cert = settings.ca_cert
+    if settings.client_cert:
+        cfg.cert_file = settings.client_cert
+    if settings.client_key:
+        cfg.key_file = settings.client_key
+    return cfg
+
+
+def _load_kubeconfig(
+    kubeconfig: str | dict[str, Any] | None, context: str | None, cfg: client.Configuration
+) -> None:
+    # persist_config=False: never rewrite the user's kubeconfig (token refreshes).
+    if isinstance(kubeconfig, Mapping):
+        config.load_kube_config_from_dict(
+            dict(kubeconfig), context=context, client_configuration=cfg, persist_config=False
+        )
+        return
+    # Read $KUBECONFIG now, not when the kubernetes package was imported.
+    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    paths = [os.path.expanduser(p) for p in path.split(os.pathsep) if p]
+    if not any(os.path.isfile(p) for p in paths):
+        raise ConfigException(f"kubeconfig {path} does not exist")
+    config.load_kube_config(
+        os.pathsep.join(paths), context=context, client_configuration=cfg, persist_config=False
+    )
+
+
+def _load_ambient(cfg: client.Configuration) -> None:
+    """Nothing given: the pod's service account, else the default kubeconfig."""
+    try:
+        config.load_incluster_config(client_configuration=cfg)
+    except ConfigException:
+        try:
+            _load_kubeconfig(None, None, cfg)
+        except ConfigException as exc:
+            raise ConfigException(
+                "none given (kubeconfig, context, host or K8S_AUTH_*), not running in a "
+                f"cluster, and no default kubeconfig: {exc}"
+            ) from None
+
+
+class KubernetesBackend:
+    """``ServiceBackend`` on a Kubernetes API server (see ``services.base``)."""
+
+    list_page_size = LIST_PAGE_SIZE
+
+    def __init__(self, settings: KubeSettings) -> None:
+        self.settings = settings
+        self.configuration = client_configuration(settings)
+        self.api_client = client.ApiClient(self.configuration)
+        self.core = client.CoreV1Api(self.api_client)
+
+    @classmethod
+    def from_settings(
+        cls, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> KubernetesBackend:
+        """Connect with module-style options (``kubeconfig=``, ``context=``, ``host=``, ...)."""
+        return cls(KubeSettings.resolve(options, environ))
+
+    @property
+    def host(self) -> str:
+        return str(self.configuration.host)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._call(
+            self.core.read_namespaced_service, name, name=name, namespace=namespace, missing_ok=True
+        )
+
+    def list(self) -> list[dict[str, Any]]:
+        services: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                self.core.list_service_for_all_namespaces,
+                "",
+                limit=self.list_page_size,
+                _continue=token,
+            )
+            # List items come without apiVersion/kind; give them back so each reads as kubectl's.
+            services += [
+                {"apiVersion": "v1", "kind": "Service", **i} for i in page.get("items") or []
+            ]
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return services
+
+    def apply(self, manifest: dict[str, Any], check_mode: bool = False) -> ApplyResult:
+        meta = manifest["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        before = self.get(namespace, name)
+        # dryRun=All runs admission, validation and allocation without storing anything, so
+        # check mode reports the ports the API server would hand out, or its refusal.
+        after = self._call(
+            self.core.patch_namespaced_service,
+            name,
+            name=name,
+            namespace=namespace,
+            body=manifest,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            dry_run="All" if check_mode else None,
+            _content_type=APPLY_PATCH,
+        )
+        return ApplyResult(owned_view(before) != owned_view(after), before, after)
+
+    def delete(self, namespace: str, name: str, check_mode: bool = False) -> ApplyResult:
+        before = self.get(namespace, name)
+        if before is None or check_mode:
+            return ApplyResult(before is not None, before, None)
+        gone = self._call(
+            self.core.delete_namespaced_service,
+            name,
+            name=name,
+            namespace=namespace,
+            missing_ok=True,
+        )
+        # Deleted by someone else between our GET and DELETE: nothing changed by us.
+        return ApplyResult(gone is not None, before, None)
+
+    def _call(
+        self, method: Callable[..., Any], subject: str, missing_ok: bool = False, **kwargs: Any
+    ) -> Any:
+        """One API call, answered as the JSON the server sent; errors made into ours."""
+        try:
+            response = method(
+                **kwargs, _preload_content=False, _request_timeout=self.settings.timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404 and missing_ok:
+                return None
+            raise self._api_error(exc, subject) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the Kubernetes API server at {self.host}: {_connection_reason(exc)}"
+            ) from None
+        try:
+            return _kubectl_view(json.loads(response.data))
+        except ValueError:
+            raise BackendError(
+                f"Kubernetes API server at {self.host} answered something that is not JSON "
+                "(a proxy in the way?)"
+            ) from None
+
+    def _api_error(self, exc: ApiException, name: str) -> BackendError | InvalidService:
+        status = _status_body(exc)
+        message = status.get("message") or exc.reason or "no message"
+        if exc.status in (400, 422):
+            causes = (status.get("details") or {}).get("causes") or []
+            errors = [
+                f"{c['field']}: {c.get('message', '')}" if c.get("field") else c.get("message", "")
+                for c in causes
+                if isinstance(c, Mapping)
+            ]
+            # The summary repeats 'Service "x" is invalid: '; InvalidService adds its own.
+            return InvalidService(
+                errors or [re.sub(r'^\w+ "[^"]*" is invalid: ', "", message)], name
+            )
+        return BackendError(
+            f"Kubernetes API server at {self.host}: {exc.status} "
+            f"{status.get('reason') or exc.reason}: {_one_line(message)}"
+        )
+
+
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    """The metav1.Status the API server sends with an error, or {} when it sent none."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+
+
+def _kubectl_view(obj: Any) -> Any:
+    """Drop managedFields, as ``kubectl get -o yaml`` does: bookkeeping, not the object."""
+    if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+        obj["metadata"].pop("managedFields", None)
+    return obj
+
+
+def _connection_reason(exc: urllib3.exceptions.HTTPError) -> str:
+    reason: BaseException = exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        reason = exc.reason
+    # urllib3 prefixes the connection object's repr; the user needs only what went wrong.
+    text = re.sub(r"^(<[^>]*>|\w*Connection\w*\([^)]*\)): ", "", str(reason))
+    return _one_line(text)
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())

@@ -1,0 +1,290 @@
+"""A stand-in for the Kubernetes API server, for the Service calls KubernetesBackend makes.
+
+No API server can run on these machines, so the backend is tested against a real HTTP server
+on 127.0.0.1: kmock's ``KubernetesScaffold`` (Kubernetes URL parsing, Status error bodies) with
+reactions that play the API server's part for Services. kmock's ``KubernetesEmulator`` cannot
+be used as is: it merges a PATCH into an existing object and answers 404 for a new one, where
+server-side apply creates, and it would store a ``dryRun`` request. So the reactions below keep
+the Services themselves and do what the real API server does for these calls:
+
+- PATCH with ``application/apply-patch+yaml``: needs ``fieldManager``; allocates nodePorts and
+  the healthCheckNodePort from one pool (explicit ports honoured, held ports kept on re-apply,
+  a taken port refused with a 422 ``Invalid`` Status carrying ``details.causes``); fills in the
+  server-owned fields (uid, resourceVersion, clusterIP, managedFields); ``dryRun=All`` answers
+  the same object and stores nothing.
+- GET one (404 ``NotFound`` Status when absent) / GET a list (all namespaces or one).
+- DELETE (answers the deleted object, 404 when absent).
+
+Allocation reuses nodeport_lb.allocation, which mirrors the API server's allocator: the tests
+here are about the backend's HTTP conversation and how it reads the answers, not about
+allocation (tested on its own). Nothing in the kubernetes client or in nodeport-lb is patched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import ipaddress
+import itertools
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kmock
+from aiohttp.test_utils import RawTestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from nodeport_lb.allocation import allocate, ports_held_by_others
+from nodeport_lb.model import NodePortRange
+
+SERVICES = kmock.resource("", "v1", "services")
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def status_error(code: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
+    """An error kmock renders as the metav1.Status body the API server sends."""
+    return kmock.KubernetesError(status=code, reason=reason, message=message, details=details)
+
+
+class FakeApiServer:
+    """The API server's Service endpoints on 127.0.0.1, in a thread with its own event loop.
+
+    The backend under test is synchronous (urllib3), so the server cannot share its loop.
+    ``services`` is what the server stores; ``requests()`` what it was sent.
+    """
+
+    def __init__(self, token: str | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.token = token  # when set, requests must carry "Authorization: Bearer <token>"
+        self.tls = tls  # when set, HTTPS with this context
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.node_port_range = NodePortRange()
+        self._versions = itertools.count(1)
+        self.handler = kmock.KubernetesScaffold()
+        self.handler[SERVICES, "patch"] << self._apply
+        self.handler[SERVICES, "get"] << self._get
+        self.handler[SERVICES, "delete"] << self._delete
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),))
+
+    def __enter__(self) -> FakeApiServer:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("the fake API server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _run(self) -> None:
+        self._stop = asyncio.Event()
+        server_cls = tls_server_class(self.tls) if self.tls else RawTestServer
+        served = kmock.Server(self.handler, host="127.0.0.1", server_cls=server_cls)
+        async with self.handler, served as server:
+            self.url = str(server.url).rstrip("/")
+            self._started.set()
+            await self._stop.wait()
+
+    def requests(self, method: str | None = None) -> list[kmock.Request]:
+        return [r for r in self.handler if method is None or r.method.value == method.upper()]
+
+    def refuse_applies(self, code: int, reason: str, message: str) -> None:
+        """From now on, answer every apply with this error Status (ahead of _apply)."""
+
+        def refuse(_: kmock.Request) -> None:
+            raise status_error(code, reason, message)
+
+        self.handler[SERVICES, "patch"] ** 1 << refuse
+
+    # -- the API server's part -------------------------------------------------------------
+
+    def _authorize(self, request: kmock.Request) -> None:
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise status_error(401, "Unauthorized", "Unauthorized")
+
+    def _not_found(self, name: str | None) -> kmock.KubernetesError:
+        return status_error(
+            404, "NotFound", f'services "{name}" not found', name=name, kind="services"
+        )
+
+    def _get(self, request: kmock.Request) -> Any:
+        self._authorize(request)
+        if request.name is None:
+            items = [
+                {k: v for k, v in svc.items() if k not in ("apiVersion", "kind")}
+                for (ns, _), svc in sorted(self.services.items())
+                if request.namespace in (None, ns)
+            ]
+            # Paged with limit/continue; the continue token is simply the next offset here.
+            start = int(request.params.get("continue") or 0)
+            stop = start + int(request.params.get("limit") or len(items) or 1)
+            meta = {"resourceVersion": str(next(self._versions))}
+            if stop < len(items):
+                meta["continue"] = str(stop)
+            return {
+                "apiVersion": "v1",
+                "kind": "ServiceList",
+                "metadata": meta,
+                "items": items[start:stop],
+            }
+        svc = self.services.get((request.namespace or "", request.name))
+        if svc is None:
+            raise self._not_found(request.name)
+        return svc
+
+    def _delete(self, request: kmock.Request) -> Any:
+        self._authorize(request)
+        svc = self.services.pop((request.namespace or "", request.name or ""), None)
+        if svc is None:
+            raise self._not_found(request.name)
+        return svc
+
+    def _apply(self, request: kmock.Request) -> Any:
+        self._authorize(request)
+        if request.headers.get("Content-Type") != APPLY_PATCH:
+            raise status_error(415, "UnsupportedMediaType", "this stand-in only does apply")
+        manager = request.params.get("fieldManager")
+        if not manager:
+            raise status_error(400, "BadRequest", "fieldManager is required for apply requests")
+        dry_run = request.params.get("dryRun")
+        if dry_run not in (None, "All"):
+            raise status_error(400, "BadRequest", f"unsupported dryRun value {dry_run!r}")
+
+        namespace, name = request.namespace or "", request.name or ""
+        current = self.services.get((namespace, name))
+        others = ports_held_by_others(self.services.values(), namespace, name)
+        allocated, errors = allocate(request.data, current, others, self.node_port_range)
+        if errors:
+            raise status_error(
+                422,
+                "Invalid",
+                f'Service "{name}" is invalid: ' + ", ".join(str(e) for e in errors),
+                name=name,
+                kind="Service",
+                causes=[
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": str(e).removeprefix(f"{e.field}: "),
+                        "field": e.field,
+                    }
+                    for e in errors
+                ],
+            )
+        stored = self._with_server_fields(allocated, current, manager)
+        if dry_run is None:
+            self.services[(namespace, name)] = stored
+        return kmock.Response(status=200 if current else 201, payload=stored)
+
+    def _with_server_fields(
+        self, applied: dict[str, Any], current: dict[str, Any] | None, manager: str
+    ) -> dict[str, Any]:
+        """What the API server adds to an applied Service: identity, clusterIP, bookkeeping."""
+        obj = copy.deepcopy(applied)
+        old_meta = (current or {}).get("metadata") or {}
+        old_spec = (current or {}).get("spec") or {}
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        obj["metadata"].update(
+            uid=old_meta.get("uid") or str(uuid.uuid4()),
+            creationTimestamp=old_meta.get("creationTimestamp") or now,
+            resourceVersion=str(next(self._versions)),
+            managedFields=[{"manager": manager, "operation": "Apply", "time": now}],
+        )
+        cluster_ip = old_spec.get("clusterIP") or f"10.96.0.{len(self.services) + 10}"
+        obj["spec"].update(
+            clusterIP=cluster_ip,
+            clusterIPs=[cluster_ip],
+            ipFamilies=["IPv4"],
+            ipFamilyPolicy="SingleStack",
+        )
+        obj["status"] = {"loadBalancer": {}}
+        return obj
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client certificate."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> Pki:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-apiserver-ca")])
+        ca = _certificate(ca_name, ca_key.public_key(), ca_name, ca_key, is_ca=True)
+        paths = {"ca_cert": directory / "ca.crt"}
+        paths["ca_cert"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        for who, san in (
+            ("server", x509.IPAddress(ipaddress.ip_address("127.0.0.1"))),
+            ("client", None),
+        ):
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"fake-{who}")])
+            cert = _certificate(name, key.public_key(), ca_name, ca_key, san=san)
+            paths[f"{who}_cert"] = directory / f"{who}.crt"
+            paths[f"{who}_key"] = directory / f"{who}.key"
+            paths[f"{who}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            paths[f"{who}_key"].write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        return cls(**paths)
+
+    def server_context(self) -> ssl.SSLContext:
+        """TLS like an API server's: its own certificate, client certificates required."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(self.ca_cert))
+        context.load_cert_chain(self.server_cert, self.server_key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+def _certificate(
+    subject: x509.Name,
+    public_key: Any,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    is_ca: bool = False,
+    san: x509.GeneralName | None = None,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if san is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName([san]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def tls_server_class(context: ssl.SSLContext) -> type[RawTestServer]:
+    """kmock's server class, serving HTTPS with ``context``."""
+
+    class TLSServer(RawTestServer):
+        async def start_server(self, *args: Any, **kwargs: Any) -> None:
+            await super().start_server(*args, ssl=context, **kwargs)
+
+    return TLSServer
