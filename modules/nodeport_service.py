@@ -199,7 +199,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 try:
     from nodeport_lb.ansible_support import STORE_ARGUMENT_SPEC, backend_from_params
     from nodeport_lb.model import SERVICE_OPTIONS, NodePortRange
-    from nodeport_lb.services import InvalidService, prepare_service, service_facts
+    from nodeport_lb.services import BackendError, InvalidService, prepare_service, service_facts
 
     IMPORT_ERROR = None
 except ImportError:
@@ -270,7 +270,7 @@ def main() -> None:
             result = backend.apply(manifest, check_mode=module.check_mode)
     except InvalidService as exc:
         module.fail_json(msg=str(exc), errors=exc.errors)
-    except ValueError as exc:
+    except (BackendError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # a backend's own errors (API unreachable, store unwritable)
         module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc())

@@ -73,7 +73,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 try:
     from nodeport_lb.ansible_support import STORE_ARGUMENT_SPEC, backend_from_params
-    from nodeport_lb.services import service_facts
+    from nodeport_lb.services import BackendError, service_facts
 
     IMPORT_ERROR = None
 except ImportError:
@@ -104,7 +104,9 @@ def main() -> None:
             services = [found] if found else []
         else:
             services = backend.list()
-    except Exception as exc:  # a backend's own errors (API unreachable, store unreadable)
+    except BackendError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # anything else is a bug: keep the traceback for the report
         module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc())
 
     facts = []

@@ -35,11 +35,24 @@ options:
         description: Bearer token (E(K8S_AUTH_API_KEY)).
         type: str
         no_log: true
+      username:
+        description: Basic-auth user name (E(K8S_AUTH_USERNAME)).
+        type: str
+      password:
+        description: Basic-auth password (E(K8S_AUTH_PASSWORD)).
+        type: str
+        no_log: true
       validate_certs:
         description: Verify the API server's certificate (E(K8S_AUTH_VERIFY_SSL)).
         type: bool
       ca_cert:
         description: CA bundle for the API server (E(K8S_AUTH_SSL_CA_CERT)).
+        type: path
+      client_cert:
+        description: Client certificate (E(K8S_AUTH_CERT_FILE)).
+        type: path
+      client_key:
+        description: Client certificate's key (E(K8S_AUTH_KEY_FILE)).
         type: path
   service_node_port_range:
     description:
