@@ -1,0 +1,293 @@
+"""`lab up`, `lab down`, `lab status`, `lab exec` and faults: the lab as a whole."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nodeport_lb.lab import endpoints, hosts, layout, network, pods, rootfs
+from nodeport_lb.lab.layout import HostPlan
+from nodeport_lb.lab.state import STATE_DIR, LabHost, LabState, lab_lock
+from nodeport_lb.lab.system import LabError, Progress, process_alive, run, stop_process
+from nodeport_lb.store import ManifestStore, atomic_write_text
+from nodeport_lb.templating import render_template
+
+STORE_DIR = STATE_DIR / "manifests"
+BOOT_TIMEOUT = 60.0
+SEED_LABELS = {"app": "python"}
+T = TypeVar("T")
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The checkout we run from (it holds ansible.cfg), else the current directory."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "ansible.cfg").is_file():
+            return directory
+    return here
+
+
+def default_inventory() -> Path:
+    return project_root() / "inventories" / "lab" / "hosts.yml"
+
+
+def in_parallel(function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
+def lab_is_running(state: LabState) -> bool:
+    return state.complete and all(hosts.is_running(h.nspawn_pid, h.name) for h in state.hosts)
+
+
+def up(
+    nodes: int = 3,
+    lbs: int = 2,
+    clients: int = 1,
+    mirror: str | None = None,
+    inventory: Path | None = None,
+    seed_pod: bool = True,
+) -> LabState:
+    plan = layout.plan_hosts(nodes, lbs, clients)
+    progress = Progress()
+    with lab_lock():
+        state = LabState.load()
+        wanted = [(h.name, h.role) for h in plan]
+        if lab_is_running(state) and [(h.name, h.role) for h in state.hosts] == wanted:
+            print("the lab is already up (`nodeport-lb lab down` to rebuild it)", file=sys.stderr)
+            return state
+        if state.hosts or network.lab_netns() or hosts.running_nspawn_pids():
+            with progress.step("removing what a previous lab left"):
+                _down_locked()
+        try:
+            state = _build(plan, mirror, inventory or default_inventory(), seed_pod, progress)
+        except BaseException:
+            print("lab up failed: removing what it made (`nodeport-lb lab down`)", file=sys.stderr)
+            _down_locked()
+            raise
+    print(f"==> lab up in {progress.total():.1f}s", file=sys.stderr)
+    return state
+
+
+def _build(
+    plan: list[HostPlan], mirror: str | None, inventory: Path, seed_pod: bool, progress: Progress
+) -> LabState:
+    network.check_no_overlap()
+    with progress.step("base root filesystem (Debian bookworm)"):
+        base, built = rootfs.ensure_base(mirror)
+        how = "built with debootstrap" if built else "cached"
+        print(f"    {base} ({how})", file=sys.stderr)
+    state = LabState(
+        hosts=[LabHost(h.name, h.role, h.address, h.netns, h.pod_cidr) for h in plan],
+        vips=layout.vips(),
+        store_path=str(STORE_DIR),
+        inventory_path=str(inventory),
+        base_rootfs=str(base),
+    )
+    state.save()  # from here on `lab down` knows what to look for
+    node_plans = [h for h in plan if h.role == "node"]
+    with progress.step(f"network: bridge, {len(plan)} host namespaces, controller veth"):
+        network.create_bridge()
+        for host in plan:
+            network.wire_host(host, node_plans)
+        network.wire_controller(node_plans)
+    with progress.step("host filesystems (overlayfs) and keys"):
+        STORE_DIR.mkdir(parents=True, exist_ok=True)
+        hosts.ensure_lab_ssh_key()
+        for host in plan:
+            hosts.mount_overlay(host.name, base)
+        known = in_parallel(lambda h: hosts.personalise(h, plan), plan)
+        atomic_write_text(hosts.KNOWN_HOSTS, "\n".join(known) + "\n")
+    with progress.step(f"booting {len(plan)} hosts (systemd-nspawn) and waiting for sshd"):
+        for host, record in zip(plan, state.hosts, strict=True):
+            record.nspawn_pid = hosts.start(host, STORE_DIR)
+            state.save()
+        in_parallel(lambda h: hosts.wait_for_ssh(h, BOOT_TIMEOUT), plan)
+        in_parallel(_check_ssh_login, plan)
+    with progress.step(f"inventory {inventory}"):
+        write_inventory(state, inventory)
+    if seed_pod:
+        node = "node2" if any(h.name == "node2" for h in plan) else plan[0].name
+        with progress.step(f"seed workload: echo pod app=python on {node}"):
+            pod = pods.add_pod(state, node, dict(SEED_LABELS))
+            state.pods.append(pod)
+            state.save()
+            pods.sync_endpoints(state)
+    state.complete = True
+    state.save()
+    return state
+
+
+def _check_ssh_login(host: HostPlan) -> None:
+    result = run([*hosts.ssh_args(host.address), "true"], check=False)
+    if result.returncode != 0:
+        raise LabError(f"{host.name}: ssh login failed: {result.stderr.strip()}")
+
+
+def write_inventory(state: LabState, path: Path) -> None:
+    ssh_common_args = (
+        f"-o UserKnownHostsFile={hosts.KNOWN_HOSTS} -o StrictHostKeyChecking=yes "
+        "-o IdentitiesOnly=yes"
+    )
+    text = render_template(
+        "lab-inventory.yml.j2",
+        hosts=state.hosts,
+        store_path=state.store_path,
+        node_store_path=layout.NODE_STORE_PATH,
+        vips=state.vips,
+        host_subnet=str(layout.HOST_NET),
+        controller_address=layout.CONTROLLER_ADDRESS,
+        ssh_key=str(hosts.SSH_KEY),
+        ssh_common_args=ssh_common_args,
+    )
+    atomic_write_text(path, text)
+
+
+def down() -> list[str]:
+    with lab_lock():
+        return _down_locked()
+
+
+def _down_locked() -> list[str]:
+    """Remove everything the lab made, from the state file and by scanning for leftovers."""
+    removed: list[str] = []
+    state = LabState.load()
+    # pods first: their processes run on this machine
+    for pod in state.pods:
+        pods.kill_pod_process(pod)
+    for pid in pods.leftover_echo_pids():
+        stop_process(pid, pods.ECHO_MODULE, timeout=5.0)
+        removed.append(f"echo process {pid}")
+    # hosts: from the state file, and any nspawn of ours the state does not know about
+    running = hosts.running_nspawn_pids()
+    for host in state.hosts:
+        if host.nspawn_pid and hosts.is_running(host.nspawn_pid, host.name):
+            running[host.name] = host.nspawn_pid
+
+    def stop_host(item: tuple[str, int]) -> None:
+        hosts.stop(item[1], item[0])
+
+    in_parallel(stop_host, running.items())
+    removed += [f"container {name}" for name in running]
+    for mount in _lab_mounts():
+        run(["umount", mount], check=False)
+        if mount in _lab_mounts():
+            run(["umount", "--lazy", mount], check=False)
+        removed.append(f"mount {mount}")
+    for netns in network.lab_netns():
+        network.delete_netns(netns)
+        removed.append(f"netns {netns}")
+    if network.controller_link_exists():
+        network.unwire_controller()
+        removed.append(f"link {layout.CONTROLLER_LINK}")
+    if state.inventory_path:
+        with contextlib.suppress(FileNotFoundError):
+            Path(state.inventory_path).unlink()
+            removed.append(f"inventory {state.inventory_path}")
+    for name in running:
+        # nspawn leaves an empty propagation directory per machine
+        with contextlib.suppress(OSError):
+            os.rmdir(f"/run/systemd/nspawn/propagate/{hosts.machine_name(name)}")
+    if STATE_DIR.exists() and not _lab_mounts():
+        shutil.rmtree(STATE_DIR, ignore_errors=True)
+    return removed
+
+
+def _lab_mounts() -> list[str]:
+    """Mount points under the lab's state directory, deepest first."""
+    mounts = []
+    with open("/proc/self/mounts") as table:
+        for line in table:
+            mount_point = line.split()[1].encode().decode("unicode_escape")
+            if mount_point.startswith(f"{STATE_DIR}/"):
+                mounts.append(mount_point)
+    return sorted(mounts, key=len, reverse=True)
+
+
+def status(state: LabState | None = None) -> dict[str, Any]:
+    """The contract shape of `lab status --json` (design §3.4)."""
+    state = state or LabState.load()
+    services = ManifestStore(state.store_path).load().of_kind("Service") if state.store_path else []
+    return {
+        "hosts": [{"name": h.name, "role": h.role, "address": h.address} for h in state.hosts],
+        "vips": list(state.vips),
+        "pods": [
+            {
+                "name": pod.name,
+                "node": pod.node,
+                "service": ",".join(endpoints.services_of_pod(services, pod)) or None,
+                "address": pod.address,
+            }
+            for pod in state.pods
+        ],
+    }
+
+
+def status_table(state: LabState | None = None) -> str:
+    state = state or LabState.load()
+    if not state.hosts:
+        return "the lab is not up (`nodeport-lb lab up`)"
+    data = status(state)
+    lines = [f"{'HOST':<10} {'ROLE':<7} {'ADDRESS':<15} {'STATE':<8} POD CIDR"]
+    for host in state.hosts:
+        running = "running" if hosts.is_running(host.nspawn_pid, host.name) else "stopped"
+        lines.append(
+            f"{host.name:<10} {host.role:<7} {host.address:<15} {running:<8} {host.pod_cidr or ''}"
+        )
+    lines += ["", f"VIPs: {' '.join(data['vips'])}", ""]
+    lines.append(f"{'POD':<20} {'NODE':<8} {'ADDRESS':<15} {'PHASE':<12} SERVICE")
+    for pod, row in zip(state.pods, data["pods"], strict=True):
+        alive = pod.phase if process_alive(pod.pid, pods.echo_marker(pod.name)) else "dead"
+        lines.append(
+            f"{pod.name:<20} {pod.node:<8} {pod.address:<15} {alive:<12} {row['service'] or '-'}"
+        )
+    lines += ["", f"store: {state.store_path}   inventory: {state.inventory_path}"]
+    return "\n".join(lines)
+
+
+def exec_on_host(name: str, command: list[str]) -> int:
+    state = LabState.load()
+    host = state.host(name)
+    if not command:
+        raise LabError("nothing to run: lab exec HOST -- COMMAND [ARG...]")
+    return subprocess.call(hosts.exec_args(host.nspawn_pid, host.name, command))
+
+
+def stop_host(name: str, role: str) -> None:
+    """A host powers off: its container stops and its link to the bridge goes down."""
+    with lab_lock():
+        state = LabState.load()
+        host = _host_of_role(state, name, role)
+        hosts.stop(host.nspawn_pid, host.name)
+        network.set_bridge_port(host.name, up=False)
+        host.nspawn_pid = None
+        state.save()
+
+
+def start_host(name: str, role: str) -> None:
+    with lab_lock():
+        state = LabState.load()
+        host = _host_of_role(state, name, role)
+        if hosts.is_running(host.nspawn_pid, host.name):
+            return
+        network.set_bridge_port(host.name, up=True)
+        host.nspawn_pid = hosts.start(pods.host_plan(host), Path(state.store_path))
+        state.save()
+        hosts.wait_for_ssh(pods.host_plan(host), BOOT_TIMEOUT)
+
+
+def _host_of_role(state: LabState, name: str, role: str) -> LabHost:
+    host = state.host(name)
+    if host.role != role:
+        raise LabError(f"{name} is a {host.role}, not a {role}")
+    return host
