@@ -1,0 +1,143 @@
+"""The lab end to end: one lab for the whole session, always taken down (also on failure)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "nodeport_lb"]
+UP_TIMEOUT = 300  # debootstrap on a fresh machine; about 5 s with the cached base
+
+
+def nodeport_lb(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*CLI, *args], cwd=REPO, text=True, capture_output=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        command = " ".join(args)
+        raise AssertionError(
+            f"nodeport-lb {command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class MachineSnapshot:
+    """What the lab could leave behind on this machine."""
+
+    netns: frozenset[str]
+    mounts: frozenset[str]
+    links: frozenset[str]
+    processes: frozenset[tuple[int, str]]
+
+    @classmethod
+    def take(cls, lab_netns_inodes: frozenset[int] = frozenset()) -> MachineSnapshot:
+        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        links = json.loads(
+            subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True).stdout
+        )
+        with open("/proc/self/mounts") as table:
+            mounts = frozenset(" ".join(line.split()[:3]) for line in table)
+        return cls(
+            netns=frozenset(line.split()[0] for line in netns.splitlines() if line.strip()),
+            mounts=mounts,
+            links=frozenset(link["ifname"] for link in links),
+            processes=frozenset(_processes(lab_netns_inodes)),
+        )
+
+    def new_since(self, before: MachineSnapshot) -> dict[str, list[Any]]:
+        return {
+            "netns": sorted(self.netns - before.netns),
+            "mounts": sorted(self.mounts - before.mounts),
+            "links": sorted(self.links - before.links),
+            "processes": sorted(self.processes - before.processes),
+        }
+
+
+def lab_netns_inodes() -> frozenset[int]:
+    """The lab's namespaces as the kernel knows them: processes inside them outlive the names."""
+    return frozenset(p.stat().st_ino for p in Path("/run/netns").glob("nplb-*"))
+
+
+def _processes(lab_netns: frozenset[int]) -> Iterator[tuple[int, str]]:
+    """Live (not zombie) processes of the lab: nspawn, echo pods, anything in a lab netns."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            zombie = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            in_lab_netns = (proc / "ns" / "net").stat().st_ino in lab_netns
+        except (OSError, IndexError):
+            continue
+        if zombie:
+            continue
+        if in_lab_netns or "systemd-nspawn" in cmdline or "nodeport_lb.lab.echo" in cmdline:
+            yield int(proc.name), cmdline
+
+
+def lab_leftovers(before: MachineSnapshot, netns_inodes: frozenset[int]) -> dict[str, list[Any]]:
+    """New things since ``before`` that belong to the lab (other work may run on this machine:
+    only the lab's names, paths and processes count)."""
+    new = MachineSnapshot.take(netns_inodes).new_since(before)
+    return {
+        "netns": [n for n in new["netns"] if n.startswith("nplb-")],
+        "mounts": [m for m in new["mounts"] if "nodeport-lb" in m or "/run/netns/nplb-" in m],
+        "links": [link for link in new["links"] if link.startswith("nplb-")],
+        "processes": new["processes"],
+    }
+
+
+@dataclass
+class Lab:
+    before: MachineSnapshot
+    up_seconds: float
+    status: dict[str, Any]
+    netns_inodes: frozenset[int] = frozenset()
+
+    def remember_namespaces(self) -> None:
+        self.netns_inodes |= lab_netns_inodes()
+
+
+def _skip_unless_possible() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    for tool in ("systemd-nspawn", "debootstrap", "ip", "nsenter"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"the lab needs {tool}")
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    _skip_unless_possible()
+    status = json.loads(nodeport_lb("lab", "status", "--json").stdout)
+    if status["hosts"]:
+        pytest.skip("a lab is already up: the tests would take it down (`nodeport-lb lab down`)")
+    nodeport_lb("lab", "down")  # leftovers of a crashed run, if any
+    before = MachineSnapshot.take()
+    the_lab: Lab | None = None
+    try:
+        began = time.monotonic()
+        nodeport_lb("lab", "up", timeout=UP_TIMEOUT)
+        up_seconds = time.monotonic() - began
+        status = json.loads(nodeport_lb("lab", "status", "--json").stdout)
+        the_lab = Lab(before, up_seconds, status, lab_netns_inodes())
+        yield the_lab
+    finally:
+        inodes = lab_netns_inodes() | (the_lab.netns_inodes if the_lab else frozenset())
+        nodeport_lb("lab", "down", check=False)
+        leftovers = lab_leftovers(before, inodes)
+        assert not any(leftovers.values()), f"lab down left {leftovers}"
