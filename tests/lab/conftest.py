@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import REPO
+
 CLI = [sys.executable, "-m", "nodeport_lb"]
 UP_TIMEOUT = 300  # debootstrap on a fresh machine; about 5 s with the cached base
 

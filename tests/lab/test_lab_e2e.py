@@ -17,7 +17,8 @@ import yaml
 
 from nodeport_lb.store import ManifestStore
 
-from .conftest import REPO, Lab, lab_leftovers, lab_netns_inodes, nodeport_lb
+from ..conftest import REPO
+from .conftest import Lab, lab_leftovers, lab_netns_inodes, nodeport_lb
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
