@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from nodeport_lb.lab.lifecycle import STORE_DIR
 from nodeport_lb.store import ManifestStore
 
 from ..conftest import REPO
@@ -22,7 +23,7 @@ from .conftest import Lab, lab_leftovers, lab_netns_inodes, nodeport_lb
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
-STORE = ManifestStore("/var/lib/nodeport-lb/lab/manifests")
+STORE = ManifestStore(STORE_DIR)
 SERVICE = {
     "apiVersion": "v1",
     "kind": "Service",
@@ -117,9 +118,22 @@ def test_lab_has_no_way_out(lab: Lab) -> None:
     assert result.returncode != 0
 
 
-def test_pod_add_gives_an_endpoint_and_the_echo_answers_the_client(lab: Lab) -> None:
+def wait_for_endpoints(pod_name: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while not (found := endpoints_of(pod_name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def test_endpoint_controller_follows_a_new_service(lab: Lab) -> None:
     STORE.write(SERVICE)
-    nodeport_lb("lab", "sync-endpoints")
+    seed = lab.status["pods"][0]
+    (endpoint,) = wait_for_endpoints(seed["name"])
+    assert endpoint["addresses"] == [seed["address"]] and endpoint["nodeName"] == "node2"
+    assert nodeport_lb("lab", "sync-endpoints").stdout.strip() == "EndpointSlices up to date"
+
+
+def test_pod_add_gives_an_endpoint_and_the_echo_answers_the_client(lab: Lab) -> None:
     added = nodeport_lb(
         "lab", "pod", "add", "--node", "node1", "--labels", "app=python", "--name", "python-e2e"
     )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nodeport_lb.lab import lifecycle, pods
+from nodeport_lb.lab import endpoint_controller, lifecycle, pods
 from nodeport_lb.lab.echo import DEFAULT_ECHO_PORT, DEFAULT_HTTP_PORT
 from nodeport_lb.lab.state import LabState, lab_lock
 from nodeport_lb.lab.system import LabError, require_root_and_tools
@@ -117,6 +117,13 @@ def register(subparsers: Any) -> None:
     )
     sync.set_defaults(func=_sync)
 
+    controller = commands.add_parser(
+        "endpoint-controller",
+        help="keep EndpointSlices in step with the store (started by `lab up`)",
+    )
+    controller.add_argument("--store", type=Path, required=True)
+    controller.set_defaults(func=_endpoint_controller)
+
     fault = commands.add_parser("fault", help="break things on purpose")
     faults = fault.add_subparsers(dest="fault", metavar="FAULT", required=True)
     for verb, role, text in (
@@ -204,6 +211,11 @@ def _sync(args: argparse.Namespace) -> int:
         changes = pods.sync_endpoints(state)
     print("\n".join(changes) or "EndpointSlices up to date")
     return 0
+
+
+@_guarded
+def _endpoint_controller(args: argparse.Namespace) -> int:
+    return endpoint_controller.run(args.store)
 
 
 @_guarded

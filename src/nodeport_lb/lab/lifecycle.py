@@ -12,14 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nodeport_lb.lab import endpoints, hosts, layout, network, pods, rootfs
+from nodeport_lb.lab import endpoint_controller, endpoints, hosts, layout, network, pods, rootfs
 from nodeport_lb.lab.layout import HostPlan
 from nodeport_lb.lab.state import STATE_DIR, LabHost, LabState, lab_lock
 from nodeport_lb.lab.system import LabError, Progress, process_alive, run, stop_process
 from nodeport_lb.store import ManifestStore, atomic_write_text
 from nodeport_lb.templating import render_template
 
-STORE_DIR = STATE_DIR / "manifests"
+# the same path inventories/lab/group_vars/all sets as nodeport_lb_store
+STORE_DIR = STATE_DIR / "store"
 BOOT_TIMEOUT = 60.0
 SEED_LABELS = {"app": "python"}
 T = TypeVar("T")
@@ -47,7 +48,11 @@ def in_parallel(function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
 
 
 def lab_is_running(state: LabState) -> bool:
-    return state.complete and all(hosts.is_running(h.nspawn_pid, h.name) for h in state.hosts)
+    return (
+        state.complete
+        and endpoint_controller.is_running(state.endpoint_controller_pid)
+        and all(hosts.is_running(h.nspawn_pid, h.name) for h in state.hosts)
+    )
 
 
 def up(
@@ -116,6 +121,9 @@ def _build(
         in_parallel(_check_ssh_login, plan)
     with progress.step(f"inventory {inventory}"):
         write_inventory(state, inventory)
+    with progress.step("endpoint controller (EndpointSlices follow Services and pods)"):
+        state.endpoint_controller_pid = endpoint_controller.start(STORE_DIR)
+        state.save()
     if seed_pod:
         node = "node2" if any(h.name == "node2" for h in plan) else plan[0].name
         with progress.step(f"seed workload: echo pod app=python on {node}"):
@@ -162,6 +170,10 @@ def _down_locked() -> list[str]:
     """Remove everything the lab made, from the state file and by scanning for leftovers."""
     removed: list[str] = []
     state = LabState.load()
+    for pid in {state.endpoint_controller_pid, *endpoint_controller.leftover_pids()} - {None}:
+        if endpoint_controller.is_running(pid):
+            endpoint_controller.stop(pid)
+            removed.append(f"endpoint controller {pid}")
     # pods first: their processes run on this machine
     for pod in state.pods:
         pods.kill_pod_process(pod)

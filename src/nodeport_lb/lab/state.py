@@ -69,6 +69,7 @@ class LabState:
     store_path: str = ""
     inventory_path: str = ""
     base_rootfs: str = ""
+    endpoint_controller_pid: int | None = None
     complete: bool = False  # True once `lab up` finished
 
     def host(self, name: str) -> LabHost:
@@ -101,6 +102,7 @@ class LabState:
             store_path=data.get("store_path", ""),
             inventory_path=data.get("inventory_path", ""),
             base_rootfs=data.get("base_rootfs", ""),
+            endpoint_controller_pid=data.get("endpoint_controller_pid"),
             complete=bool(data.get("complete", False)),
         )
 
