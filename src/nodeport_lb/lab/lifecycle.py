@@ -259,7 +259,7 @@ def status_table(state: LabState | None = None) -> str:
     lines += ["", f"VIPs: {' '.join(data['vips'])}", ""]
     lines.append(f"{'POD':<20} {'NODE':<8} {'ADDRESS':<15} {'PHASE':<12} SERVICE")
     for pod, row in zip(state.pods, data["pods"], strict=True):
-        alive = pod.phase if process_alive(pod.pid, pods.echo_marker(pod.name)) else "dead"
+        alive = pod.phase if process_alive(pod.pid, pods.echo_marker(pod.name)) else "failed"
         lines.append(
             f"{pod.name:<20} {pod.node:<8} {pod.address:<15} {alive:<12} {row['service'] or '-'}"
         )
