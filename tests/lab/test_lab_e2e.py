@@ -5,6 +5,7 @@ Tests run in file order on one xdist worker (group "lab") against the session's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -206,3 +207,32 @@ def test_down_leaves_nothing(lab: Lab) -> None:
     assert not (REPO / "inventories/lab/hosts.yml").exists()
     # and a second down finds nothing to do
     assert nodeport_lb("lab", "down").stdout.strip() == "nothing to remove"
+
+
+def test_down_cleans_up_after_a_killed_up(lab: Lab) -> None:
+    """`lab up` killed while hosts boot (SIGKILL: no cleanup of its own), then `lab down`."""
+    up = subprocess.Popen(
+        [sys.executable, "-m", "nodeport_lb", "lab", "up"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and up.poll() is None:
+            state = Path("/var/lib/nodeport-lb/lab/state.json")
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                if any(h["nspawn_pid"] for h in json.loads(state.read_text())["hosts"]):
+                    break
+            time.sleep(0.02)
+    finally:
+        up.kill()
+        up.wait()
+    inodes = lab.netns_inodes | lab_netns_inodes()
+    nodeport_lb("lab", "down")
+    assert lab_leftovers(lab.before, inodes) == {
+        "netns": [],
+        "mounts": [],
+        "links": [],
+        "processes": [],
+    }
