@@ -193,6 +193,21 @@ def test_pod_rm_drains_then_removes(lab: Lab) -> None:
     )
 
 
+def test_stopped_node_is_cut_off_and_lab_up_boots_it_again(lab: Lab) -> None:
+    probe = ["lab", "exec", "client1", "--", "nc", "-z", "-w", "1", "10.213.0.13", "22"]
+    assert nodeport_lb(*probe, check=False).returncode == 0
+    nodeport_lb("lab", "fault", "stop-node", "node3")
+    assert "stopped" in next(
+        line
+        for line in nodeport_lb("lab", "status").stdout.splitlines()
+        if line.startswith("node3")
+    )
+    assert nodeport_lb(*probe, check=False).returncode != 0
+    nodeport_lb("lab", "up")  # the lab exists: up only boots what is stopped
+    assert nodeport_lb("lab", "exec", "node3", "--", "hostname").stdout == "node3\n"
+    assert nodeport_lb("lab", "status").returncode == 0
+
+
 def test_down_leaves_nothing(lab: Lab) -> None:
     inodes = lab.netns_inodes | lab_netns_inodes()
     began = time.monotonic()
@@ -205,8 +220,9 @@ def test_down_leaves_nothing(lab: Lab) -> None:
         "processes": [],
     }
     assert not (REPO / "inventories/lab/hosts.yml").exists()
-    # and a second down finds nothing to do
+    # and a second down finds nothing to do; status says the lab is not up
     assert nodeport_lb("lab", "down").stdout.strip() == "nothing to remove"
+    assert nodeport_lb("lab", "status", check=False).returncode == 3
 
 
 def test_down_cleans_up_after_a_killed_up(lab: Lab) -> None:

@@ -67,7 +67,9 @@ def register(subparsers: Any) -> None:
     down = commands.add_parser("down", help="remove everything the lab made (idempotent)")
     down.set_defaults(func=_down)
 
-    status = commands.add_parser("status", help="hosts, VIPs and pods")
+    status = commands.add_parser(
+        "status", help="hosts, VIPs and pods (exit 0 when the lab is up, 3 when it is not)"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable (design §3.4)")
     status.set_defaults(func=_status)
 
@@ -172,11 +174,13 @@ def _down(args: argparse.Namespace) -> int:
 
 @_guarded
 def _status(args: argparse.Namespace) -> int:
+    state = LabState.load()
     if args.json:
-        print(json.dumps(lifecycle.status(), indent=2))
+        print(json.dumps(lifecycle.status(state), indent=2))
     else:
-        print(lifecycle.status_table())
-    return 0
+        print(lifecycle.status_table(state))
+    # like `systemctl status`: 3 = not running, so scripts can bring the lab up first
+    return 0 if lifecycle.lab_exists(state) else 3
 
 
 @_guarded

@@ -47,12 +47,9 @@ def in_parallel(function: Callable[[T], Any], items: Iterable[T]) -> list[Any]:
         return list(pool.map(function, items))
 
 
-def lab_is_running(state: LabState) -> bool:
-    return (
-        state.complete
-        and endpoint_controller.is_running(state.endpoint_controller_pid)
-        and all(hosts.is_running(h.nspawn_pid, h.name) for h in state.hosts)
-    )
+def lab_exists(state: LabState) -> bool:
+    """A finished `lab up` whose network is still there (hosts may be stopped by faults)."""
+    return state.complete and layout.BRIDGE_NETNS in network.list_netns()
 
 
 def up(
@@ -68,7 +65,8 @@ def up(
     with lab_lock():
         state = LabState.load()
         wanted = [(h.name, h.role) for h in plan]
-        if lab_is_running(state) and [(h.name, h.role) for h in state.hosts] == wanted:
+        if lab_exists(state) and [(h.name, h.role) for h in state.hosts] == wanted:
+            _resume(state)
             print("the lab is already up (`nodeport-lb lab down` to rebuild it)", file=sys.stderr)
             return state
         if state.hosts or network.lab_netns() or hosts.running_nspawn_pids():
@@ -82,6 +80,16 @@ def up(
             raise
     print(f"==> lab up in {progress.total():.1f}s", file=sys.stderr)
     return state
+
+
+def _resume(state: LabState) -> None:
+    """Boot hosts a fault stopped and the endpoint controller if it died: up means all up."""
+    for host in state.hosts:
+        if not hosts.is_running(host.nspawn_pid, host.name):
+            _start_host_locked(state, host)
+    if not endpoint_controller.is_running(state.endpoint_controller_pid):
+        state.endpoint_controller_pid = endpoint_controller.start(Path(state.store_path))
+        state.save()
 
 
 def _build(
@@ -290,12 +298,15 @@ def start_host(name: str, role: str) -> None:
     with lab_lock():
         state = LabState.load()
         host = _host_of_role(state, name, role)
-        if hosts.is_running(host.nspawn_pid, host.name):
-            return
-        network.set_bridge_port(host.name, up=True)
-        host.nspawn_pid = hosts.start(pods.host_plan(host), Path(state.store_path))
-        state.save()
-        hosts.wait_for_ssh(pods.host_plan(host), BOOT_TIMEOUT)
+        if not hosts.is_running(host.nspawn_pid, host.name):
+            _start_host_locked(state, host)
+
+
+def _start_host_locked(state: LabState, host: LabHost) -> None:
+    network.set_bridge_port(host.name, up=True)
+    host.nspawn_pid = hosts.start(pods.host_plan(host), Path(state.store_path))
+    state.save()
+    hosts.wait_for_ssh(pods.host_plan(host), BOOT_TIMEOUT)
 
 
 def _host_of_role(state: LabState, name: str, role: str) -> LabHost:
