@@ -41,6 +41,8 @@ def main() -> None:
             _data, peer = sock.recvfrom(2048)
             sock.sendto(json.dumps({"pod": args.name, "peer": peer[0]}).encode(), peer)
 
+    # benchmarks open connections fast: http.server's backlog of 5 would drop SYNs
+    ThreadingHTTPServer.request_queue_size = 4096
     servers = []
     for port in args.port:
         threading.Thread(target=serve_udp, args=(port,), daemon=True).start()

@@ -64,6 +64,9 @@ class Agent:
         self._stop = threading.Event()
         self._last_updated = 0.0  # wall time of the last successful sync
         self._failing_since: float | None = None  # monotonic; a sync is owed since then
+        self._table_missing = threading.Event()  # set by the consistency checker
+        self._health: dict[str, ServiceHealth] = {}
+        self._gauges_updated = 0.0
 
     # --- health -------------------------------------------------------------------------
 
@@ -86,6 +89,7 @@ class Agent:
         )
         self.source.initial_load()
         self.source.start()
+        threading.Thread(target=self._check_table, name="table-check", daemon=True).start()
         try:
             self._loop()
         finally:
@@ -102,8 +106,14 @@ class Agent:
         log.info("received %s, stopping", signal.Signals(signum).name)
         self._stop.set()
 
+    def _check_table(self) -> None:
+        """Someone may flush the ruleset under us: notice it within a sync period. A thread of
+        its own, because listing a table of 10,000 chains takes ~100 ms a sync must not wait."""
+        while not self._stop.wait(self.config.sync_period):
+            if self._last_updated and not table_exists(self.config.nft):
+                self._table_missing.set()
+
     def _loop(self) -> None:
-        next_check = time.monotonic() + self.config.sync_period
         next_full = time.monotonic() + self.config.full_sync_period
         first = True
         while not self._stop.is_set():
@@ -121,14 +131,15 @@ class Agent:
             now = time.monotonic()
             if first or now >= next_full:
                 changed, next_full = None, now + self.config.full_sync_period
-            elif now >= next_check:
-                next_check = now + self.config.sync_period
-                if not table_exists(self.config.nft):
-                    log.warning("the nodeport-lb table is missing: restoring it")
-                    changed = None
+            elif self._table_missing.is_set():
+                self._table_missing.clear()
+                log.warning("the nodeport-lb table is missing: restoring it")
+                changed = None
             owed = changed is None or changed or self._failing_since is not None
             if owed and self._sync(changed if self._failing_since is None else None):
                 first = False
+                self._publish_health(changed)
+                self._update_gauges()
 
     def _sync(self, changed: set[str] | None) -> bool:
         start = time.perf_counter()
@@ -145,7 +156,6 @@ class Agent:
         elapsed = time.perf_counter() - start
         self._failing_since = None
         self._last_updated = time.time()
-        self._publish_health()
         self.metrics.sync_duration.observe(elapsed, mode)
         self.metrics.last_sync_timestamp.set(self._last_updated)
         if mode == "full":
@@ -153,24 +163,37 @@ class Agent:
             log.info("full sync of %d Services in %.3fs", len(self.state.rules), elapsed)
         else:
             log.debug("partial sync of %d Services in %.3fs", len(changed or ()), elapsed)
-        self.metrics.services_programmed.set(len(self.state.rules))
-        self.metrics.rules_programmed.set(self.dataplane.rule_count())
-        self.metrics.endpoints_programmed.set(
-            sum(len(p.usable_addresses) for r in self.state.rules.values() for p in r.ports)
-        )
-        self.metrics.healthy.set(1 if self.proxy_health().healthy else 0)
         return True
 
-    def _publish_health(self) -> None:
+    def _update_gauges(self) -> None:
+        """Totals over every Service: at 10,000 of them, worth doing at most once a second."""
+        now = time.monotonic()
+        if now - self._gauges_updated < 1.0:
+            return
+        self._gauges_updated = now
         rules = self.state.rules
-        services = {
-            key: ServiceHealth(r.namespace, r.name, r.local_ready_endpoints)
-            for key, r in rules.items()
-        }
+        self.metrics.services_programmed.set(len(rules))
+        self.metrics.rules_programmed.set(self.dataplane.rule_count())
+        self.metrics.endpoints_programmed.set(
+            sum(len(p.usable_addresses) for r in rules.values() for p in r.ports)
+        )
+        self.metrics.healthy.set(1 if self.proxy_health().healthy else 0)
+
+    def _publish_health(self, changed: set[str] | None) -> None:
+        """Hand the health servers the new counts (only changed Services are rebuilt)."""
+        rules = self.state.rules
+        for key in list(rules if changed is None else changed):
+            r = rules.get(key)
+            if r is None:
+                self._health.pop(key, None)
+            else:
+                self._health[key] = ServiceHealth(r.namespace, r.name, r.local_ready_endpoints)
+        if changed is None:
+            self._health = {k: v for k, v in self._health.items() if k in rules}
         hcnp = {
             r.health_check_node_port: key for key, r in rules.items() if r.health_check_node_port
         }
-        self.health.update_services(services, hcnp)
+        self.health.update_services(self._health, hcnp)
 
 
 def _ensure_ip_forwarding() -> None:

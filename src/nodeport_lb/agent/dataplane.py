@@ -8,8 +8,10 @@ ruleset and established connections keep their conntrack NAT bindings throughout
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import subprocess
+import threading
 from collections.abc import Mapping
 
 from nodeport_lb.agent.rules import (
@@ -27,8 +29,52 @@ class NftError(RuntimeError):
     pass
 
 
+class _LibNftables:
+    """libnftables in-process (what the nft command is built on): same parser, same atomic
+    transaction, without starting a process for each change (~20 ms saved per sync)."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL("libnftables.so.1")
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self.lib = lib
+        self.ctx = lib.nft_ctx_new(0)
+        lib.nft_ctx_buffer_output(self.ctx)
+        lib.nft_ctx_buffer_error(self.ctx)
+        self.lock = threading.Lock()
+
+    def run(self, script: str) -> None:
+        with self.lock:
+            rc = self.lib.nft_run_cmd_from_buffer(self.ctx, script.encode())
+            error = (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace")
+        if rc != 0:
+            raise NftError(error.strip()[:2000] or f"libnftables returned {rc}")
+
+
+_libnftables: _LibNftables | None = None
+_libnftables_missing = False
+
+
 def run_nft(script: str, nft: str = "nft") -> None:
-    """One atomic transaction: ``nft -f -`` applies all of ``script`` or nothing."""
+    """One atomic transaction: all of ``script`` or nothing (``nft -f -`` semantics).
+
+    Uses libnftables when the default ``nft`` is asked for and the library loads, else the
+    ``nft`` command (e.g. a wrapper given with --nft)."""
+    global _libnftables, _libnftables_missing
+    if nft == "nft" and not _libnftables_missing:
+        if _libnftables is None:
+            try:
+                _libnftables = _LibNftables()
+            except (OSError, AttributeError):
+                _libnftables_missing = True
+        if _libnftables is not None:
+            _libnftables.run(script)
+            return
     proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)
     if proc.returncode != 0:
         raise NftError(proc.stderr.strip()[:2000] or f"nft exited {proc.returncode}")

@@ -15,6 +15,11 @@ def _labels(names: Sequence[str], values: Sequence[str]) -> str:
     return "{" + ",".join(f'{n}="{v}"' for n, v in zip(names, escaped, strict=True)) + "}"
 
 
+def _number(value: float) -> str:
+    """Full precision (timestamps need it); integers without a trailing .0."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 class _Metric:
     kind = ""
 
@@ -29,7 +34,8 @@ class _Metric:
         with self._lock:
             values = dict(self._values)
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-        lines += [f"{self.name}{_labels(self.label_names, k)} {v:g}" for k, v in values.items()]
+        for key, value in values.items():
+            lines.append(f"{self.name}{_labels(self.label_names, key)} {_number(value)}")
         return lines
 
 
@@ -79,9 +85,9 @@ class Histogram(_Metric):
         for key, row in rows.items():
             for bound, count in zip((*self.BUCKETS, "+Inf"), [*row[:-2], row[-1]], strict=True):
                 labels = _labels((*self.label_names, "le"), (*key, str(bound)))
-                lines.append(f"{self.name}_bucket{labels} {count:g}")
-            lines.append(f"{self.name}_sum{_labels(self.label_names, key)} {row[-2]:g}")
-            lines.append(f"{self.name}_count{_labels(self.label_names, key)} {row[-1]:g}")
+                lines.append(f"{self.name}_bucket{labels} {_number(count)}")
+            lines.append(f"{self.name}_sum{_labels(self.label_names, key)} {_number(row[-2])}")
+            lines.append(f"{self.name}_count{_labels(self.label_names, key)} {_number(row[-1])}")
         return lines
 
 
