@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from nodeport_lb.agent.metrics import AgentMetrics
 from nodeport_lb.store import IncrementalStoreReader, ManifestStore, ObjectKey, object_key
@@ -301,21 +302,41 @@ class KubeSource:
                 backoff = min(backoff * 2, self.MAX_BACKOFF)
 
     def _request(self, resource: WatchedResource, **query: Any):  # type: ignore[no-untyped-def]
-        params = [(k, v) for k, v in query.items() if v not in (None, "")]
+        """GET on the API with the kubeconfig's TLS and credentials, body not preloaded (a
+        watch is a stream). Uses the client's connection pool directly: the generated
+        ``call_api`` changed signature across kubernetes client versions."""
+        import urllib3
+
+        cfg = self.api.configuration
+        if getattr(cfg, "refresh_api_key_hook", None):
+            cfg.refresh_api_key_hook(cfg)  # exec/OIDC credentials
+        headers = {"Accept": "application/json"}
+        token = cfg.api_key.get("authorization") or cfg.api_key.get("BearerToken")
+        if token:
+            headers["Authorization"] = token if token.startswith("Bearer ") else f"Bearer {token}"
+        params = {k: v for k, v in query.items() if v not in (None, "")}
         if resource.field_selector:
-            params.append(("fieldSelector", resource.field_selector))
-        return self.api.call_api(
-            resource.path,
+            params["fieldSelector"] = resource.field_selector
+        url = f"{cfg.host.rstrip('/')}{resource.path}?{urlencode(params)}"
+        response = self.api.rest_client.pool_manager.request(
             "GET",
-            query_params=params,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=(10, self.WATCH_TIMEOUT + 30),
-        )[0]
+            url,
+            headers=headers,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=10, read=self.WATCH_TIMEOUT + 30),
+        )
+        if response.status != 200:
+            detail = response.read(500).decode(errors="replace")
+            response.release_conn()
+            raise RuntimeError(f"GET {resource.path}: HTTP {response.status}: {detail}")
+        return response
 
     def _list(self, resource: WatchedResource, known: set[ObjectKey]) -> str:
         response = self._request(resource)
-        body = json.loads(response.data)
+        try:
+            body = json.loads(response.read())
+        finally:
+            response.release_conn()
         objects = {}
         for item in body.get("items") or []:
             item.setdefault("kind", resource.kind)
