@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,9 +63,19 @@ def object_key(obj: dict[str, Any]) -> ObjectKey:
     return ObjectKey(str(obj.get("kind", "")), str(namespace), str(meta.get("name", "")))
 
 
+# libyaml's parser is ~10x faster than the pure-Python one: it matters for a store of
+# thousands of objects (the agent at scale); both build the same plain objects.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_documents(text: str) -> list[Any]:
     """Every YAML (or JSON, a subset of YAML) document of a file, empty ones dropped."""
-    return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    if text.lstrip()[:1] in ("{", "["):
+        # one JSON document: the json module is ~50x faster than building it through YAML
+        with contextlib.suppress(ValueError):
+            doc = json.loads(text)
+            return [doc] if doc is not None else []
+    return [doc for doc in yaml.load_all(text, Loader=_SAFE_LOADER) if doc is not None]
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -120,23 +131,10 @@ class ManifestStore:
     def load(self) -> StoreContents:
         contents = StoreContents()
         for path in self.manifest_files():
-            try:
-                docs = load_documents(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                contents.errors.append(StoreError(path, f"cannot parse: {_one_line(exc)}"))
-                continue
-            for doc in docs:
-                if not isinstance(doc, dict) or not doc.get("kind"):
-                    contents.errors.append(StoreError(path, "not a Kubernetes object"))
-                    continue
-                items = doc.get("items") if doc["kind"].endswith("List") else [doc]
-                for item in items or []:
-                    if not isinstance(item, dict):
-                        contents.errors.append(StoreError(path, "list item is not an object"))
-                        continue
-                    key = object_key(item)
-                    contents.objects[key] = item
-                    contents.sources[key] = path
+            parsed = parse_manifest_file(path)
+            contents.errors += parsed.errors
+            contents.objects.update(parsed.objects)
+            contents.sources.update(dict.fromkeys(parsed.objects, path))
         return contents
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -157,6 +155,150 @@ class ManifestStore:
                 path.unlink()
                 removed = True
         return removed
+
+
+@dataclass
+class ParsedFile:
+    """The objects of one store file and what was wrong with it (both may be non-empty)."""
+
+    objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    errors: list[StoreError] = field(default_factory=list)
+
+
+def parse_manifest_file(path: Path) -> ParsedFile:
+    """Parse one store file; never raises for bad content (errors are reported instead)."""
+    parsed = ParsedFile()
+    try:
+        docs = load_documents(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        parsed.errors.append(StoreError(path, f"cannot parse: {_one_line(exc)}"))
+        return parsed
+    for doc in docs:
+        if not isinstance(doc, dict) or not doc.get("kind"):
+            parsed.errors.append(StoreError(path, "not a Kubernetes object"))
+            continue
+        items = doc.get("items") if str(doc["kind"]).endswith("List") else [doc]
+        for item in items or []:
+            if not isinstance(item, dict):
+                parsed.errors.append(StoreError(path, "list item is not an object"))
+                continue
+            parsed.objects[object_key(item)] = item
+    return parsed
+
+
+FileSignature = tuple[int, int, int]  # (inode, size, mtime_ns): changes whenever a writer renames
+
+
+@dataclass
+class StoreChanges:
+    """What one ``IncrementalStoreReader.refresh`` found: objects added/changed and removed."""
+
+    upserts: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    deletes: set[ObjectKey] = field(default_factory=set)
+    errors: list[StoreError] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes)
+
+
+class IncrementalStoreReader:
+    """Reads a store again re-parsing only files whose (inode, size, mtime) changed.
+
+    A file that stops parsing keeps contributing its last good objects (design.md §3.2: bad
+    input never removes working state); its objects go away only when the file is deleted.
+    When two files hold the same object, the last file in name order wins, as in ``load()``.
+    """
+
+    def __init__(self, store: ManifestStore) -> None:
+        self.store = store
+        self._signatures: dict[Path, FileSignature] = {}
+        self._objects_by_file: dict[Path, dict[ObjectKey, dict[str, Any]]] = {}
+        self._files_of_key: dict[ObjectKey, set[Path]] = {}
+
+    def objects(self) -> dict[ObjectKey, dict[str, Any]]:
+        return {key: self._winner(key) for key in self._files_of_key}
+
+    def refresh(self, only: set[Path] | None = None) -> StoreChanges:
+        """Re-read changed files: all of them, or only ``only`` (names from inotify)."""
+        changes = StoreChanges()
+        if only is None:
+            current = self._scan()
+            gone = set(self._signatures) - set(current)
+        else:
+            current = self._signed(only)
+            gone = {p for p in only if p in self._signatures and p not in current}
+        touched: set[ObjectKey] = set()
+        for path in gone:
+            self._signatures.pop(path, None)
+            touched |= self._set_file_objects(path, {})
+        for path, signature in current.items():
+            if self._signatures.get(path) == signature:
+                continue
+            self._signatures[path] = signature
+            parsed = parse_manifest_file(path)
+            changes.errors += parsed.errors
+            if parsed.errors and not parsed.objects:
+                continue  # keep this file's last good objects
+            touched |= self._set_file_objects(path, parsed.objects)
+        for key in touched:
+            if key in self._files_of_key:
+                changes.upserts[key] = self._winner(key)
+            else:
+                changes.deletes.add(key)
+        return changes
+
+    def _winner(self, key: ObjectKey) -> dict[str, Any]:
+        return self._objects_by_file[max(self._files_of_key[key])][key]
+
+    def _set_file_objects(
+        self, path: Path, objects: dict[ObjectKey, dict[str, Any]]
+    ) -> set[ObjectKey]:
+        old = self._objects_by_file.pop(path, {})
+        for key in old:
+            files = self._files_of_key[key]
+            files.discard(path)
+            if not files:
+                del self._files_of_key[key]
+        if objects:
+            self._objects_by_file[path] = objects
+        for key in objects:
+            self._files_of_key.setdefault(key, set()).add(path)
+        return {k for k in old if old[k] != objects.get(k)} | {
+            k for k in objects if old.get(k) != objects[k]
+        }
+
+    def _scan(self) -> dict[Path, FileSignature]:
+        """Signatures of every manifest file (os.scandir: one stat per file, no pathlib cost;
+        a rescan of 20,000 files stays well under a second)."""
+        found: dict[Path, FileSignature] = {}
+        try:
+            entries = list(os.scandir(self.store.path))
+        except OSError:
+            return found
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIXES):
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[self.store.path / name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return found
+
+    def _signed(self, paths: set[Path]) -> dict[Path, FileSignature]:
+        found = {}
+        for path in paths:
+            if path.suffix not in MANIFEST_SUFFIXES or path.name.startswith("."):
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return found
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,200 @@
+"""`nodeport-lb agent`: the node proxy agent in the foreground (design.md §3.1)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange
+
+DESCRIPTION = """\
+Run the node proxy agent in the foreground, logging to stderr.
+
+It programs kube-proxy-compatible NodePort rules in its own nftables table
+(`table inet nodeport-lb`, replaced atomically; other tables are never touched) and
+answers load balancers' health checks:
+
+  externalTrafficPolicy Cluster  any usable endpoint in the cluster; the pod sees this
+                                 node's address (masquerade)
+  externalTrafficPolicy Local    only this node's endpoints; the pod sees the client's
+                                 address; traffic is dropped when the node has none
+  healthCheckNodePort            one HTTP server per LoadBalancer + Local Service:
+                                 200 with localEndpoints >= 1, else 503 (kube-proxy's body)
+
+Objects come from a manifest store directory (--manifests, changes picked up within
+100 ms) or from the Kubernetes API (--kubeconfig). Stopping or killing the agent leaves
+the rules in place so traffic keeps flowing; a restart reconciles them."""
+
+EPILOG = """\
+examples:
+  nodeport-lb agent --node-name node1 --manifests /etc/nodeport-lb/manifests
+  nodeport-lb agent --node-name "$(hostname)" --kubeconfig /etc/nodeport-lb/kubeconfig \\
+      --nodeport-addresses 192.0.2.0/24 --agent-check-port 10258
+  curl -s http://NODE:HCNP/                  # what a load balancer's health check sees
+  curl -s http://127.0.0.1:10249/metrics     # Prometheus metrics
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "agent",
+        help="run the node proxy agent (nftables NodePort rules + healthCheckNodePort server)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--node-name",
+        default=socket.gethostname(),
+        help="this node's name as in EndpointSlices' nodeName (default: the hostname)",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--manifests",
+        metavar="DIR",
+        type=Path,
+        help="manifest store directory (Services, EndpointSlices, Node)",
+    )
+    source.add_argument(
+        "--kubeconfig", metavar="FILE", help="watch the Kubernetes API with this kubeconfig"
+    )
+    parser.add_argument(
+        "--nodeport-addresses",
+        metavar="CIDR[,CIDR...]",
+        type=_cidrs,
+        default=(),
+        help="serve nodePorts only on local addresses inside these IPv4 CIDRs "
+        "(default: every local address except loopback)",
+    )
+    parser.add_argument(
+        "--healthz-bind-address",
+        metavar="ADDR:PORT",
+        type=_address,
+        default=("0.0.0.0", 10256),
+        help="/healthz and /livez (default: 0.0.0.0:10256)",
+    )
+    parser.add_argument(
+        "--metrics-bind-address",
+        metavar="ADDR:PORT",
+        type=_address,
+        default=("127.0.0.1", 10249),
+        help="Prometheus /metrics (default: 127.0.0.1:10249)",
+    )
+    parser.add_argument(
+        "--agent-check-port",
+        metavar="PORT",
+        type=_port,
+        default=0,
+        help="answer HAProxy agent-checks (agent-send 'namespace/name\\n') on this TCP port "
+        "with a weight of 100%% per local ready endpoint, 'drain' or 'down' (default: off)",
+    )
+    parser.add_argument(
+        "--service-node-port-range",
+        metavar="LOW-HIGH",
+        type=_port_range,
+        default=NodePortRange.parse(DEFAULT_NODE_PORT_RANGE),
+        help=f"the API server's node port range, for validation "
+        f"(default: {DEFAULT_NODE_PORT_RANGE})",
+    )
+    parser.add_argument(
+        "--sync-period",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="consistency check / store rescan period; the agent reports unhealthy when a "
+        "change waits longer than twice this (default: 30)",
+    )
+    parser.add_argument(
+        "--allow-kube-proxy",
+        action="store_true",
+        help="start even though kube-proxy seems to be running here (they would compete)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nodeport_lb.agent.daemon import Agent, AgentConfig
+    from nodeport_lb.agent.preflight import kube_proxy_conflicts
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log = logging.getLogger("nodeport_lb.agent")
+    if not args.allow_kube_proxy:
+        reasons = kube_proxy_conflicts()
+        if reasons:
+            for reason in reasons:
+                print(f"nodeport-lb agent: refusing to start: {reason}", file=sys.stderr)
+            print(
+                "kube-proxy already serves nodePorts and healthCheckNodePorts on this node; "
+                "stop it or pass --allow-kube-proxy",
+                file=sys.stderr,
+            )
+            return 1
+    config = AgentConfig(
+        node_name=args.node_name,
+        manifests=args.manifests,
+        kubeconfig=args.kubeconfig,
+        nodeport_cidrs=args.nodeport_addresses,
+        healthz_address=args.healthz_bind_address,
+        metrics_address=args.metrics_bind_address,
+        agent_check_address=("0.0.0.0", args.agent_check_port) if args.agent_check_port else None,
+        node_port_range=args.service_node_port_range,
+        sync_period=args.sync_period,
+    )
+    try:
+        agent = Agent(config)
+        return agent.run()
+    except OSError as exc:
+        print(
+            f"nodeport-lb agent: cannot start: {exc} (another kube-proxy or agent on this port?)",
+            file=sys.stderr,
+        )
+        log.debug("start failure", exc_info=True)
+        return 1
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected ADDR:PORT, got {text!r}")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{host!r} is not an IP address") from exc
+    return host.strip("[]"), _port(port)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _cidrs(text: str) -> tuple[str, ...]:
+    cidrs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            network = ipaddress.ip_network(part, strict=False)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a CIDR") from exc
+        if network.version != 4:
+            raise argparse.ArgumentTypeError(f"{part!r}: only IPv4 is supported for now")
+        cidrs.append(str(network))
+    return tuple(cidrs)
+
+
+def _port_range(text: str) -> NodePortRange:
+    try:
+        return NodePortRange.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc

@@ -1,0 +1,208 @@
+"""The agent's main loop: take changes, compute rules for what changed, apply, report health.
+
+kube-proxy's shape (design.md §5): change tracking → desired state → one atomic transaction.
+The first sync replaces the whole table; later ones touch only the Services that changed;
+every ``full_sync_period`` the table is replaced again, and every sync period the agent checks
+that its table is still there (someone may have flushed the ruleset) and restores it if not.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from nodeport_lb.agent.dataplane import Dataplane, NftError, table_exists
+from nodeport_lb.agent.health import HealthServers, ProxyHealth, ServiceHealth
+from nodeport_lb.agent.metrics import AgentMetrics
+from nodeport_lb.agent.rules import RuleConfig
+from nodeport_lb.agent.sources import ChangeQueue, KubeSource, StoreSource
+from nodeport_lb.agent.state import ClusterState
+from nodeport_lb.model import NodePortRange
+from nodeport_lb.store import ManifestStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_name: str
+    manifests: Path | None
+    kubeconfig: str | None
+    nodeport_cidrs: tuple[str, ...] = ()
+    healthz_address: tuple[str, int] | None = ("0.0.0.0", 10256)
+    metrics_address: tuple[str, int] | None = ("127.0.0.1", 10249)
+    agent_check_address: tuple[str, int] | None = None
+    node_port_range: NodePortRange = field(default_factory=NodePortRange)
+    sync_period: float = 30.0
+    full_sync_period: float = 3600.0
+    nft: str = "nft"
+    conntrack: str = "conntrack"
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.metrics = AgentMetrics()
+        self.queue = ChangeQueue()
+        rule_config = RuleConfig(config.node_name, config.nodeport_cidrs)
+        self.state = ClusterState(rule_config, config.node_port_range)
+        self.dataplane = Dataplane(rule_config, config.nft, config.conntrack)
+        self.health = HealthServers(self.metrics, self.proxy_health)
+        self.source: StoreSource | KubeSource
+        if config.manifests is not None:
+            self.source = StoreSource(
+                ManifestStore(config.manifests), self.queue, self.metrics, config.sync_period
+            )
+        else:
+            assert config.kubeconfig
+            self.source = KubeSource(config.kubeconfig, config.node_name, self.queue, self.metrics)
+        self._stop = threading.Event()
+        self._last_updated = 0.0  # wall time of the last successful sync
+        self._failing_since: float | None = None  # monotonic; a sync is owed since then
+        self._table_missing = threading.Event()  # set by the consistency checker
+        self._health: dict[str, ServiceHealth] = {}
+        self._gauges_updated = 0.0
+
+    # --- health -------------------------------------------------------------------------
+
+    def proxy_health(self) -> ProxyHealth:
+        """Unhealthy when a change has waited more than 2 sync periods (kube-proxy's rule)."""
+        owed = [t for t in (self.queue.oldest_pending(), self._failing_since) if t is not None]
+        healthy = not owed or time.monotonic() - min(owed) <= 2 * self.config.sync_period
+        return ProxyHealth(healthy, self._last_updated, self.state.node_eligible)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        _ensure_ip_forwarding()
+        self.health.start(
+            self.config.healthz_address,
+            self.config.metrics_address,
+            self.config.agent_check_address,
+        )
+        self.source.initial_load()
+        self.source.start()
+        threading.Thread(target=self._check_table, name="table-check", daemon=True).start()
+        try:
+            self._loop()
+        finally:
+            self.source.stop()
+            self.health.stop()
+        # the rules stay: a stopped agent must not black-hole the node (design.md §3.3)
+        log.info("stopped; nftables rules left in place")
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()  # the loop notices within one queue poll
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        self._stop.set()
+
+    def _check_table(self) -> None:
+        """Someone may flush the ruleset under us: notice it within a sync period. A thread of
+        its own, because listing a table of 10,000 chains takes ~100 ms a sync must not wait."""
+        while not self._stop.wait(self.config.sync_period):
+            if self._last_updated and not table_exists(self.config.nft):
+                self._table_missing.set()
+
+    def _loop(self) -> None:
+        next_full = time.monotonic() + self.config.full_sync_period
+        first = True
+        while not self._stop.is_set():
+            batch = self.queue.take(timeout=0.2)
+            changed: set[str] | None = set()
+            if batch is not None:
+                result = self.state.apply(batch.upserts, batch.deletes)
+                for _ in result.invalid:
+                    self.metrics.invalid_objects.inc("Service")
+                changed = result.dirty
+                if result.node_changed:
+                    log.info(
+                        "node %s eligible: %s", self.config.node_name, self.state.node_eligible
+                    )
+            now = time.monotonic()
+            if first or now >= next_full:
+                changed, next_full = None, now + self.config.full_sync_period
+            elif self._table_missing.is_set():
+                self._table_missing.clear()
+                log.warning("the nodeport-lb table is missing: restoring it")
+                changed = None
+            owed = changed is None or changed or self._failing_since is not None
+            if owed and self._sync(changed if self._failing_since is None else None):
+                first = False
+                self._publish_health(changed)
+                self._update_gauges()
+
+    def _sync(self, changed: set[str] | None) -> bool:
+        start = time.perf_counter()
+        try:
+            mode = self.dataplane.sync(self.state.rules, changed)
+        except (NftError, OSError) as exc:
+            mode = "full" if changed is None or self.dataplane.need_full_sync else "partial"
+            self.metrics.sync_errors.inc(mode)
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+            log.error("nft transaction failed (%s sync), previous rules kept: %s", mode, exc)
+            self._stop.wait(1.0)  # back off before the full retry
+            return False
+        elapsed = time.perf_counter() - start
+        self._failing_since = None
+        self._last_updated = time.time()
+        self.metrics.sync_duration.observe(elapsed, mode)
+        self.metrics.last_sync_timestamp.set(self._last_updated)
+        if mode == "full":
+            self.metrics.last_full_sync_duration.set(elapsed)
+            log.info("full sync of %d Services in %.3fs", len(self.state.rules), elapsed)
+        else:
+            log.debug("partial sync of %d Services in %.3fs", len(changed or ()), elapsed)
+        return True
+
+    def _update_gauges(self) -> None:
+        """Totals over every Service: at 10,000 of them, worth doing at most once a second."""
+        now = time.monotonic()
+        if now - self._gauges_updated < 1.0:
+            return
+        self._gauges_updated = now
+        rules = self.state.rules
+        self.metrics.services_programmed.set(len(rules))
+        self.metrics.rules_programmed.set(self.dataplane.rule_count())
+        self.metrics.endpoints_programmed.set(
+            sum(len(p.usable_addresses) for r in rules.values() for p in r.ports)
+        )
+        self.metrics.healthy.set(1 if self.proxy_health().healthy else 0)
+
+    def _publish_health(self, changed: set[str] | None) -> None:
+        """Hand the health servers the new counts (only changed Services are rebuilt)."""
+        rules = self.state.rules
+        for key in list(rules if changed is None else changed):
+            r = rules.get(key)
+            if r is None:
+                self._health.pop(key, None)
+            else:
+                self._health[key] = ServiceHealth(r.namespace, r.name, r.local_ready_endpoints)
+        if changed is None:
+            self._health = {k: v for k, v in self._health.items() if k in rules}
+        hcnp = {
+            r.health_check_node_port: key for key, r in rules.items() if r.health_check_node_port
+        }
+        self.health.update_services(self._health, hcnp)
+
+
+def _ensure_ip_forwarding() -> None:
+    """DNAT to a pod on another host is forwarding: a Kubernetes node has it on (the CNI sets
+    it); a bare host may not. Only this network namespace's setting is touched."""
+    knob = Path("/proc/sys/net/ipv4/ip_forward")
+    try:
+        if knob.read_text().strip() != "1":
+            knob.write_text("1\n")
+            log.info("enabled net.ipv4.ip_forward (needed to forward nodePort traffic to pods)")
+    except OSError as exc:
+        log.warning("cannot enable net.ipv4.ip_forward: %s", exc)

@@ -1,0 +1,160 @@
+"""Applying rules to the kernel: ``nft -f`` transactions and UDP conntrack clean-up.
+
+The agent keeps in memory exactly what its table holds (it is the only writer of that table),
+so a change is a small transaction computed from the difference. Any failure falls back to a
+full table replacement on the next sync; both are atomic, so the kernel never holds half a
+ruleset and established connections keep their conntrack NAT bindings throughout.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import subprocess
+import threading
+from collections.abc import Mapping
+
+from nodeport_lb.agent.rules import (
+    TABLE,
+    RuleConfig,
+    ServiceRules,
+    full_ruleset,
+    partial_update,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NftError(RuntimeError):
+    pass
+
+
+class _LibNftables:
+    """libnftables in-process (what the nft command is built on): same parser, same atomic
+    transaction, without starting a process for each change (~20 ms saved per sync)."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL("libnftables.so.1")
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self.lib = lib
+        self.ctx = lib.nft_ctx_new(0)
+        lib.nft_ctx_buffer_output(self.ctx)
+        lib.nft_ctx_buffer_error(self.ctx)
+        self.lock = threading.Lock()
+
+    def run(self, script: str) -> None:
+        with self.lock:
+            rc = self.lib.nft_run_cmd_from_buffer(self.ctx, script.encode())
+            error = (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace")
+        if rc != 0:
+            raise NftError(error.strip()[:2000] or f"libnftables returned {rc}")
+
+
+_libnftables: _LibNftables | None = None
+_libnftables_missing = False
+
+
+def run_nft(script: str, nft: str = "nft") -> None:
+    """One atomic transaction: all of ``script`` or nothing (``nft -f -`` semantics).
+
+    Uses libnftables when the default ``nft`` is asked for and the library loads, else the
+    ``nft`` command (e.g. a wrapper given with --nft)."""
+    global _libnftables, _libnftables_missing
+    if nft == "nft" and not _libnftables_missing:
+        if _libnftables is None:
+            try:
+                _libnftables = _LibNftables()
+            except (OSError, AttributeError):
+                _libnftables_missing = True
+        if _libnftables is not None:
+            _libnftables.run(script)
+            return
+    proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise NftError(proc.stderr.strip()[:2000] or f"nft exited {proc.returncode}")
+
+
+def table_exists(nft: str = "nft") -> bool:
+    proc = subprocess.run(
+        [nft, "list", "chain", *TABLE.split(), "nodeports"], capture_output=True, text=True
+    )
+    return proc.returncode == 0
+
+
+class Dataplane:
+    def __init__(self, config: RuleConfig, nft: str = "nft", conntrack: str = "conntrack") -> None:
+        self.config = config
+        self.nft = nft
+        self.conntrack = conntrack
+        self.applied: dict[str, ServiceRules] = {}
+        self.need_full_sync = True
+
+    def sync(self, desired: Mapping[str, ServiceRules], changed: set[str] | None) -> str:
+        """Bring the table to ``desired``; ``changed`` limits the work to those Services
+        (None: everything). Returns the mode used ("full" or "partial")."""
+        if self.need_full_sync or changed is None:
+            mode = "full"
+            script = full_ruleset(self.config, desired.values())
+            keys = set(self.applied) | set(desired)
+        else:
+            mode = "partial"
+            keys = changed
+            script = partial_update(self.applied, desired, keys)
+        if script:
+            try:
+                run_nft(script, self.nft)
+            except NftError:
+                self.need_full_sync = True
+                raise
+        old = {k: self.applied[k] for k in keys if k in self.applied}
+        for key in keys:
+            if key in desired:
+                self.applied[key] = desired[key]
+            else:
+                self.applied.pop(key, None)
+        self.need_full_sync = False
+        self._flush_stale_udp(old, {k: desired[k] for k in keys if k in desired})
+        return mode
+
+    def _flush_stale_udp(
+        self, old: Mapping[str, ServiceRules], new: Mapping[str, ServiceRules]
+    ) -> None:
+        """UDP has no connection end: conntrack would keep sending a flow to a removed
+        endpoint (or keep an un-NATed entry from before endpoints existed) until it expires."""
+        new_ports = {p.map_key: p for rules in new.values() for p in rules.ports}
+        for rules in old.values():
+            for port in rules.ports:
+                if port.protocol != "udp":
+                    continue
+                now = new_ports.get(port.map_key)
+                remaining = now.usable_addresses if now else frozenset()
+                for address in sorted(port.usable_addresses - remaining):
+                    self._conntrack_delete(
+                        "--orig-port-dst", str(port.node_port), "--reply-src", address
+                    )
+        old_ports = {p.map_key: p for rules in old.values() for p in rules.ports}
+        for key, port in new_ports.items():
+            before = old_ports.get(key)
+            if (
+                port.protocol == "udp"
+                and port.usable_addresses
+                and not (before and before.usable_addresses)
+            ):
+                self._conntrack_delete("--orig-port-dst", str(port.node_port))
+
+    def _conntrack_delete(self, *selector: str) -> None:
+        proc = subprocess.run(
+            [self.conntrack, "-D", "-p", "udp", *selector], capture_output=True, text=True
+        )
+        # exit 1 with "0 flow entries" just means there was nothing to delete
+        if proc.returncode not in (0, 1):
+            log.warning("conntrack -D %s failed: %s", " ".join(selector), proc.stderr.strip())
+
+    def rule_count(self) -> int:
+        return sum(len(r) for s in self.applied.values() for r in s.chains().values())

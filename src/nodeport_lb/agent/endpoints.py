@@ -1,0 +1,105 @@
+"""EndpointSlices (discovery.k8s.io/v1) read the way kube-proxy reads them.
+
+Conditions follow the API's defaults: ``ready`` absent means ready, ``serving`` absent means
+the value of ready, ``terminating`` absent means false. Which endpoints a node may use follows
+KEP-1669 (design.md §3.3): ready ones; when none is ready, serving-and-terminating ones; never
+terminating ones that stopped serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    address: str
+    port: int
+    node_name: str
+    ready: bool
+    serving: bool
+    terminating: bool
+
+    @property
+    def draining(self) -> bool:
+        """Still serving while terminating: used only when nothing is ready."""
+        return self.serving and self.terminating and not self.ready
+
+
+@dataclass(frozen=True)
+class SliceEndpoints:
+    """One EndpointSlice: its Service and its endpoints per (port name, protocol)."""
+
+    namespace: str
+    service_name: str
+    address_type: str
+    by_port: Mapping[tuple[str, str], tuple[Endpoint, ...]]
+
+
+def parse_endpoint_slice(obj: Mapping[str, Any]) -> SliceEndpoints | None:
+    """The usable content of an EndpointSlice, or None when it belongs to no Service."""
+    meta = obj.get("metadata") or {}
+    service_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    if not service_name:
+        return None
+    address_type = obj.get("addressType") or "IPv4"
+    by_port: dict[tuple[str, str], tuple[Endpoint, ...]] = {}
+    for port in obj.get("ports") or []:
+        if not isinstance(port, Mapping) or not isinstance(port.get("port"), int):
+            continue
+        key = (port.get("name") or "", port.get("protocol") or "TCP")
+        by_port[key] = tuple(_endpoints(obj.get("endpoints") or [], port["port"]))
+    return SliceEndpoints(
+        namespace=meta.get("namespace") or "default",
+        service_name=service_name,
+        address_type=address_type,
+        by_port=by_port,
+    )
+
+
+def _endpoints(raw_endpoints: Iterable[Any], port: int) -> Iterable[Endpoint]:
+    for raw in raw_endpoints:
+        if not isinstance(raw, Mapping):
+            continue
+        conditions = raw.get("conditions") or {}
+        ready = conditions.get("ready") is not False
+        serving = conditions["serving"] if conditions.get("serving") is not None else ready
+        terminating = bool(conditions.get("terminating"))
+        for address in raw.get("addresses") or []:
+            yield Endpoint(
+                address=str(address),
+                port=port,
+                node_name=raw.get("nodeName") or "",
+                ready=ready,
+                serving=bool(serving),
+                terminating=terminating,
+            )
+
+
+def endpoints_for_port(
+    slices: Iterable[SliceEndpoints], port_name: str, protocol: str
+) -> list[Endpoint]:
+    """All endpoints of one Service port across its slices, deduplicated, in a stable order."""
+    seen: dict[tuple[str, int], Endpoint] = {}
+    for one in slices:
+        if one.address_type != "IPv4":
+            continue  # the dataplane is IPv4 for now
+        for endpoint in one.by_port.get((port_name, protocol), ()):
+            seen.setdefault((endpoint.address, endpoint.port), endpoint)
+    return sorted(seen.values(), key=lambda e: (e.address, e.port))
+
+
+def usable_endpoints(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+    """Ready endpoints; when none is ready, the serving-and-terminating ones (KEP-1669)."""
+    candidates = list(endpoints)
+    ready = [e for e in candidates if e.ready]
+    return ready or [e for e in candidates if e.draining]
+
+
+def local_ready_count(endpoints: Iterable[Endpoint], node_name: str) -> int:
+    """What the hcnp reports: this node's ready endpoints, deduplicated by IP across ports."""
+    return len({e.address for e in endpoints if e.ready and e.node_name == node_name})

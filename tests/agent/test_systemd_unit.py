@@ -1,0 +1,49 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nodeport_lb.templating import render_template
+
+
+def render(**overrides) -> str:
+    return render_template(
+        "nodeport-lb-agent.service.j2", nodeport_lb_agent_node_name="node1", **overrides
+    )
+
+
+def test_unit_runs_the_agent_with_the_contract_flags() -> None:
+    unit = render(
+        nodeport_lb_agent_nodeport_addresses=["10.0.0.0/24"], nodeport_lb_agent_check_port=10258
+    )
+    assert "agent \\\n    --node-name node1 \\\n    --manifests /etc/nodeport-lb/manifests" in unit
+    assert "--nodeport-addresses 10.0.0.0/24" in unit
+    assert "--agent-check-port 10258" in unit
+    assert "--kubeconfig" not in render(nodeport_lb_agent_manifests="/m").split("[Service]")[1]
+
+
+def test_unit_is_hardened_and_leaves_rules_on_stop() -> None:
+    unit = render()
+    for line in (
+        "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "Restart=on-failure",
+        "KillMode=mixed",
+    ):
+        assert line in unit.splitlines()
+    assert "ExecStop" not in unit  # nothing flushes the rules on stop
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    exe = tmp_path / "nodeport-lb"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    unit = tmp_path / "nodeport-lb-agent.service"
+    unit.write_text(render(nodeport_lb_agent_executable=str(exe)))
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    problems = [line for line in proc.stderr.splitlines() if "nodeport-lb-agent" in line]
+    assert not problems, proc.stderr
