@@ -3,6 +3,7 @@ whole init/plan/apply/output/destroy cycle on the provider-free stand-in module.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -150,7 +151,7 @@ class TestDriverCycle:
         assert "must target the healthCheckNodePort" in one_line(err)
 
     def test_apply_without_a_terminal_needs_auto_approve(self, cloud, monkeypatch):
-        monkeypatch.setattr("sys.stdin", open("/dev/null"))
+        monkeypatch.setattr("sys.stdin", io.StringIO())  # no terminal
         code, _, err = cloud("apply")
         assert code == 1
         assert "pass --auto-approve" in err
