@@ -4,6 +4,7 @@ where the planning and validation live (and are tested directly).
     {{ services | nodeport_lb_haproxy_plan(nodes, vips, settings) }}
     {{ vips | nodeport_lb_keepalived_plan(inventory_hostname, lbs, ansible_facts, settings) }}
     {{ groups['nodes'] | map('extract', hostvars) | nodeport_lb_hosts }}
+    {{ {'node_name': ..., 'manifests': ...} | nodeport_lb_agent_args }}
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from nodeport_lb.loadbalancer import (
     plan_haproxy,
     plan_keepalived,
 )
+from nodeport_lb.node_proxy import agent_arguments
 
 
 def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> dict[str, Any]:
@@ -36,6 +38,13 @@ def keepalived_plan(
         raise AnsibleFilterError(str(error)) from None
 
 
+def agent_args(settings: dict[str, Any]) -> list[str]:
+    try:
+        return agent_arguments(**settings)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
 def hosts(hostvars: Any, address_var: str = "nodeport_lb_node_address") -> list[dict[str, Any]]:
     return hosts_from_inventory(hostvars, address_var)
 
@@ -46,4 +55,5 @@ class FilterModule:
             "nodeport_lb_haproxy_plan": haproxy_plan,
             "nodeport_lb_keepalived_plan": keepalived_plan,
             "nodeport_lb_hosts": hosts,
+            "nodeport_lb_agent_args": agent_args,
         }
