@@ -4,23 +4,29 @@ from pathlib import Path
 
 import pytest
 
+from nodeport_lb.node_proxy import agent_arguments
 from nodeport_lb.templating import render_template
 
 
-def render(**overrides) -> str:
+def render(executable: str = "/opt/nodeport-lb/venv/bin/nodeport-lb", **arguments) -> str:
+    args = agent_arguments(
+        node_name="node1", **{"manifests": "/etc/nodeport-lb/manifests", **arguments}
+    )
     return render_template(
-        "nodeport-lb-agent.service.j2", nodeport_lb_agent_node_name="node1", **overrides
+        "nodeport-lb-agent.service.j2", agent={"executable": executable, "args": args}
     )
 
 
 def test_unit_runs_the_agent_with_the_contract_flags() -> None:
-    unit = render(
-        nodeport_lb_agent_nodeport_addresses=["10.0.0.0/24"], nodeport_lb_agent_check_port=10258
+    unit = render(nodeport_addresses=["10.0.0.0/24"], agent_check_port=10258)
+    assert (
+        "/opt/nodeport-lb/venv/bin/nodeport-lb agent --node-name node1 "
+        "--manifests /etc/nodeport-lb/manifests" in unit
     )
-    assert "agent \\\n    --node-name node1 \\\n    --manifests /etc/nodeport-lb/manifests" in unit
     assert "--nodeport-addresses 10.0.0.0/24" in unit
     assert "--agent-check-port 10258" in unit
-    assert "--kubeconfig" not in render(nodeport_lb_agent_manifests="/m").split("[Service]")[1]
+    assert "--kubeconfig" not in unit
+    assert "--kubeconfig /etc/k" in render(manifests="", kubeconfig="/etc/k")
 
 
 def test_unit_is_hardened_and_leaves_rules_on_stop() -> None:
@@ -43,7 +49,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
     unit = tmp_path / "nodeport-lb-agent.service"
-    unit.write_text(render(nodeport_lb_agent_executable=str(exe)))
+    unit.write_text(render(executable=str(exe)))
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     problems = [line for line in proc.stderr.splitlines() if "nodeport-lb-agent" in line]
     assert not problems, proc.stderr

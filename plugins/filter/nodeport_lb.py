@@ -1,0 +1,59 @@
+"""Ansible filters for the load-balancer roles: thin wrappers over nodeport_lb.loadbalancer,
+where the planning and validation live (and are tested directly).
+
+    {{ services | nodeport_lb_haproxy_plan(nodes, vips, settings) }}
+    {{ vips | nodeport_lb_keepalived_plan(inventory_hostname, lbs, ansible_facts, settings) }}
+    {{ groups['nodes'] | map('extract', hostvars) | nodeport_lb_hosts }}
+    {{ {'node_name': ..., 'manifests': ...} | nodeport_lb_agent_args }}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+from nodeport_lb.loadbalancer import (
+    PlanError,
+    hosts_from_inventory,
+    plan_haproxy,
+    plan_keepalived,
+)
+from nodeport_lb.node_proxy import agent_arguments
+
+
+def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> dict[str, Any]:
+    try:
+        return plan_haproxy(services, nodes, vips, settings).to_dict()
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+def keepalived_plan(
+    vips: Any, host: str, lbs: Any, facts: Any = None, settings: Any = None
+) -> dict[str, Any]:
+    try:
+        return plan_keepalived(vips, host, lbs, facts, settings).to_dict()
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+def agent_args(settings: dict[str, Any]) -> list[str]:
+    try:
+        return agent_arguments(**settings)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+def hosts(hostvars: Any, address_var: str = "nodeport_lb_node_address") -> list[dict[str, Any]]:
+    return hosts_from_inventory(hostvars, address_var)
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "nodeport_lb_haproxy_plan": haproxy_plan,
+            "nodeport_lb_keepalived_plan": keepalived_plan,
+            "nodeport_lb_hosts": hosts,
+            "nodeport_lb_agent_args": agent_args,
+        }

@@ -1,0 +1,666 @@
+"""Plan the load balancers in front of the Services: HAProxy frontends/backends and keepalived
+VRRP instances, computed here (and tested directly) so the templates only print the result.
+
+Inputs are what the playbook has: the applied Services (``nodeport_lb_applied_services``: the
+user's service items combined with the allocated ``ports``/``node_ports`` and
+``health_check_node_port``), the nodes and load balancers of the inventory, the VIPs and the
+tunables. Every user-given value is validated; a bad one raises ``PlanError`` whose message
+says which variable is wrong and why, before any file is rendered.
+
+Health checks follow what cloud controllers do for ``externalTrafficPolicy``:
+
+- Local: HTTP ``GET /`` on the node's healthCheckNodePort, healthy only on ``200`` (kube-proxy
+  answers 503 where the node has no local ready pod). A TCP check is refused: the hcnp is open
+  on every node, so it would always pass and send traffic to nodes that drop it.
+- Cluster: HTTP ``GET /healthz`` on the node proxy's healthz port (10256), as kube-proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+class PlanError(ValueError):
+    """A user-given value the load balancers cannot be built from (message says why)."""
+
+
+TCP_CHECK_ON_LOCAL = (
+    "{where}: a TCP health check cannot be used for externalTrafficPolicy: Local. The "
+    "healthCheckNodePort ({hcnp}) is open on every node, so a TCP check always passes and "
+    "traffic goes to nodes without a local pod, which drop it. Use healthcheck: http (the "
+    "default): kube-proxy/the node agent answers 200 only where the node has a ready pod."
+)
+
+_TIME = re.compile(r"^[0-9]+(us|ms|s|m|h|d)?$")
+_HAPROXY_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+BALANCE_ALGORITHMS = ("source", "roundrobin", "leastconn", "static-rr", "first", "random")
+# Hash-based algorithms are static in HAProxy unless hash-type is consistent: without it the
+# agent-check weights would be ignored (and every node change would reshuffle all clients).
+_HASHED = ("source",)
+
+
+# --------------------------------------------------------------------------------------------
+# small validators
+
+
+def _time(value: Any, where: str) -> str:
+    text = str(value)
+    if isinstance(value, bool) or not _TIME.match(text):
+        raise PlanError(f"{where}: {value!r} is not an HAProxy time (e.g. 500ms, 1s, 2m)")
+    return text
+
+
+def _int(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or (not isinstance(value, int) and not str(value).isdigit()):
+        raise PlanError(f"{where}: {value!r} is not an integer")
+    number = int(value)
+    if not low <= number <= high:
+        raise PlanError(f"{where}: {number} is out of range ({low}-{high})")
+    return number
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise PlanError(f"{where}: {value!r} is not a boolean (true/false)")
+    return value
+
+
+def _choice(value: Any, where: str, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise PlanError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return str(value)
+
+
+def validate_vips(vips: Any, where: str = "nodeport_lb_vips") -> list[str]:
+    """VIPs as IPv4 addresses (no prefix), at least one, no duplicates."""
+    if isinstance(vips, str) or not isinstance(vips, list | tuple) or not vips:
+        raise PlanError(f"{where}: expected a non-empty list of IPv4 addresses, got {vips!r}")
+    result: list[str] = []
+    for index, vip in enumerate(vips):
+        try:
+            address = ipaddress.ip_address(str(vip).strip())
+        except ValueError:
+            raise PlanError(f"{where}[{index}]: {vip!r} is not an IP address") from None
+        if address.version != 4:
+            raise PlanError(f"{where}[{index}]: {vip}: only IPv4 VIPs are supported")
+        if address.is_loopback or address.is_multicast or address.is_unspecified:
+            raise PlanError(f"{where}[{index}]: {vip} cannot be a VIP (loopback/multicast/any)")
+        if str(address) in result:
+            raise PlanError(f"{where}[{index}]: {vip} is listed twice")
+        result.append(str(address))
+    return result
+
+
+def _address(value: Any, where: str) -> str:
+    text = str(value or "").strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        if _HOSTNAME.match(text) and not text.replace(".", "").isdigit():
+            return text
+    raise PlanError(f"{where}: {value!r} is neither an IP address nor a host name")
+
+
+def _known_keys(given: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise PlanError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# inventory hosts
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    priority: int | None = None  # keepalived priority (load balancers only)
+
+
+def hosts_from_inventory(
+    hostvars: Iterable[Mapping[str, Any]], address_var: str = "nodeport_lb_node_address"
+) -> list[dict[str, Any]]:
+    """[{name, address, priority}] from inventory hostvars: ``address_var`` when set (an
+    address on the load balancers' network), else ``ansible_host``, else the host's name."""
+    hosts = []
+    for host_vars in hostvars:
+        name = str(host_vars.get("inventory_hostname"))
+        address = host_vars.get(address_var) or host_vars.get("ansible_host") or name
+        hosts.append(
+            {
+                "name": name,
+                "address": str(address),
+                "priority": host_vars.get("nodeport_lb_keepalived_priority"),
+            }
+        )
+    return hosts
+
+
+def _hosts(items: Any, where: str) -> list[Host]:
+    if not isinstance(items, list | tuple):
+        raise PlanError(f"{where}: expected a list of {{name, address}}, got {items!r}")
+    hosts: list[Host] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not item.get("name"):
+            raise PlanError(f"{where}[{index}]: expected {{name, address}}, got {item!r}")
+        name = str(item["name"])
+        if not _HAPROXY_NAME.match(name):
+            raise PlanError(f"{where}[{index}]: {name!r}: use letters, digits, - _ . : only")
+        address = _address(item.get("address"), f"{where}[{index}] ({name}).address")
+        priority = item.get("priority")
+        if priority is not None:
+            priority = _int(priority, f"{name}: nodeport_lb_keepalived_priority", 1, 254)
+        if any(h.name == name for h in hosts):
+            raise PlanError(f"{where}[{index}]: host {name} is listed twice")
+        hosts.append(Host(name, address, priority))
+    return hosts
+
+
+# --------------------------------------------------------------------------------------------
+# HAProxy
+
+
+@dataclass(frozen=True)
+class HAProxySettings:
+    """The role's tunables (``nodeport_lb_haproxy_<name>``)."""
+
+    inter: str = "1s"
+    fall: int = 2
+    rise: int = 2
+    balance: str = "source"
+    retries: int = 3
+    redispatch: bool = True
+    timeout_connect: str = "5s"
+    timeout_client: str = "1m"
+    timeout_server: str = "1m"
+    timeout_check: str = "1s"
+    maxconn: int = 20000
+    healthz_port: int = 10256
+    agent_check_port: int = 10257
+    agent_inter: str = "2s"
+    stats_socket: str = "/run/haproxy/admin.sock"
+    log: str = "/dev/log local0"
+    chroot: str = "/var/lib/haproxy"
+    user: str = "haproxy"
+    group: str = "haproxy"
+
+    @classmethod
+    def parse(cls, given: Mapping[str, Any] | None) -> HAProxySettings:
+        given = dict(given or {})
+        names = {f.name for f in fields(cls)}
+        _known_keys(given, names, "haproxy settings")
+        values = {k: v for k, v in given.items() if v is not None}
+        settings = cls(**values)
+        w = "nodeport_lb_haproxy_"
+        for name in ("inter", "timeout_connect", "timeout_client", "timeout_server"):
+            _time(getattr(settings, name), w + name)
+        _time(settings.timeout_check, w + "timeout_check")
+        _time(settings.agent_inter, w + "agent_inter")
+        _int(settings.fall, w + "fall", 1, 100)
+        _int(settings.rise, w + "rise", 1, 100)
+        _int(settings.retries, w + "retries", 0, 100)
+        _int(settings.maxconn, w + "maxconn", 1, 10_000_000)
+        _int(settings.healthz_port, "nodeport_lb_healthz_port", 1, 65535)
+        _int(settings.agent_check_port, "nodeport_lb_agent_check_port", 1, 65535)
+        _choice(settings.balance, w + "balance", BALANCE_ALGORITHMS)
+        _bool(settings.redispatch, w + "redispatch")
+        for name in ("stats_socket", "log", "chroot", "user", "group"):
+            value = getattr(settings, name)
+            if not isinstance(value, str) or not value.strip() or "\n" in value:
+                raise PlanError(f"{w}{name}: {value!r} must be a one-line, non-empty string")
+        return cls(
+            **{
+                **asdict(settings),
+                **{n: int(getattr(settings, n)) for n in ("fall", "rise", "retries", "maxconn")},
+            }
+        )
+
+
+@dataclass(frozen=True)
+class LoadBalancerOptions:
+    """A Service's own ``load_balancer:`` settings."""
+
+    enabled: bool
+    mode: str = "tcp"  # tcp | http
+    proxy_protocol: str = "none"  # none | v1 | v2
+    forwardfor: bool = False
+    healthcheck: str = "http"  # http | tcp
+    agent_check: bool = False
+    vip: str = ""
+    balance: str = ""
+
+    KEYS = (
+        "enabled",
+        "mode",
+        "proxy_protocol",
+        "forwardfor",
+        "healthcheck",
+        "agent_check",
+        "vip",
+        "balance",
+    )
+
+    @classmethod
+    def parse(
+        cls, given: Any, *, service_type: str, local: bool, where: str
+    ) -> LoadBalancerOptions:
+        if given is None:
+            given = {}
+        if not isinstance(given, Mapping):
+            raise PlanError(f"{where}: expected a dict, got {given!r}")
+        _known_keys(given, cls.KEYS, where)
+        # Only LoadBalancer Services get a VIP by default; others on request.
+        enabled = _bool(given.get("enabled", service_type == "LoadBalancer"), f"{where}.enabled")
+        mode = _choice(given.get("mode", "tcp"), f"{where}.mode", ("tcp", "http"))
+        proxy = given.get("proxy_protocol", "none")
+        if proxy in (False, None):
+            proxy = "none"
+        proxy = _choice(proxy, f"{where}.proxy_protocol", ("none", "v1", "v2"))
+        forwardfor = _bool(given.get("forwardfor", mode == "http"), f"{where}.forwardfor")
+        if forwardfor and mode != "http":
+            raise PlanError(
+                f"{where}.forwardfor: X-Forwarded-For needs mode: http (in tcp mode HAProxy "
+                "does not parse HTTP); use proxy_protocol: v2 to hand on the client address"
+            )
+        healthcheck = _choice(
+            given.get("healthcheck", "http"), f"{where}.healthcheck", ("http", "tcp")
+        )
+        agent_check = _bool(given.get("agent_check", local), f"{where}.agent_check")
+        if agent_check and not local:
+            raise PlanError(
+                f"{where}.agent_check: the node agent weighs a node by its local pods, which "
+                "only means something for externalTrafficPolicy: Local (with Cluster every "
+                "node forwards to every pod)"
+            )
+        vip = str(given.get("vip") or "")
+        balance = str(given.get("balance") or "")
+        if balance:
+            _choice(balance, f"{where}.balance", BALANCE_ALGORITHMS)
+        return cls(enabled, mode, proxy, forwardfor, healthcheck, agent_check, vip, balance)
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    address: str
+    port: int
+    options: str  # everything after "server NAME ADDR:PORT"
+
+    @property
+    def line(self) -> str:
+        return f"server {self.name} {self.address}:{self.port} {self.options}".rstrip()
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One Service port on one VIP: an HAProxy frontend and its backend."""
+
+    name: str
+    service: str  # namespace/name
+    port_name: str
+    vip: str
+    port: int
+    mode: str
+    balance: str
+    frontend_options: tuple[str, ...]
+    backend_options: tuple[str, ...]  # option/http-check/hash-type lines, in order
+    default_server: str
+    servers: tuple[Server, ...]
+    check: str  # human summary, e.g. "http GET / on hcnp 31897 expect 200"
+
+    @property
+    def bind(self) -> str:
+        return f"{self.vip}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HAProxyPlan:
+    settings: HAProxySettings
+    vips: tuple[str, ...]
+    listeners: tuple[Listener, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for Jinja and Ansible facts (properties included)."""
+        listeners = []
+        for listener in self.listeners:
+            item = asdict(listener)
+            item["bind"] = listener.bind
+            item["servers"] = [{**asdict(s), "line": s.line} for s in listener.servers]
+            listeners.append(item)
+        return {
+            "settings": asdict(self.settings),
+            "vips": list(self.vips),
+            "listeners": listeners,
+            "warnings": list(self.warnings),
+        }
+
+
+def _service_ports(service: Mapping[str, Any], where: str) -> list[tuple[str, int, int, str]]:
+    """(key, port, nodePort, protocol) from the manifest-form ports the Services role returns."""
+    ports = service.get("ports")
+    if not isinstance(ports, list) or not ports:
+        raise PlanError(f"{where}.ports: the Service has no ports")
+    result = []
+    for index, port in enumerate(ports):
+        if not isinstance(port, Mapping):
+            raise PlanError(f"{where}.ports[{index}]: expected a dict, got {port!r}")
+        number = _int(port.get("port"), f"{where}.ports[{index}].port", 1, 65535)
+        node_port = port.get("nodePort", port.get("node_port"))
+        key = str(port.get("name") or number)
+        if not node_port:
+            raise PlanError(
+                f"{where}.ports[{index}] ({key}): no nodePort allocated (allocateLoadBalancer"
+                "NodePorts: false?); the load balancers reach pods through nodePorts"
+            )
+        node_port = _int(node_port, f"{where}.ports[{index}].nodePort", 1, 65535)
+        result.append((key, number, node_port, str(port.get("protocol") or "TCP")))
+    return result
+
+
+def plan_haproxy(
+    services: Any,
+    nodes: Any,
+    vips: Any,
+    settings: Mapping[str, Any] | None = None,
+) -> HAProxyPlan:
+    """Frontends on the VIPs, one per Service port; backends listing every node."""
+    config = HAProxySettings.parse(settings)
+    vip_list = validate_vips(vips)
+    node_list = _hosts(nodes, "nodes")
+    if not node_list:
+        raise PlanError("nodes: the inventory group 'nodes' is empty: nothing to send traffic to")
+    if not isinstance(services, list | tuple):
+        raise PlanError(f"nodeport_lb_applied_services: expected a list, got {services!r}")
+
+    listeners: list[Listener] = []
+    warnings: list[str] = []
+    bound: dict[tuple[str, int], str] = {}
+    for index, service in enumerate(services):
+        if not isinstance(service, Mapping) or not service.get("name"):
+            raise PlanError(f"nodeport_lb_services[{index}]: expected a Service dict")
+        namespace = str(service.get("namespace") or "default")
+        key = f"{namespace}/{service['name']}"
+        where = f"Service {key}"
+        svc_type = str(service.get("type") or "ClusterIP")
+        local = service.get("external_traffic_policy") == "Local"
+        options = LoadBalancerOptions.parse(
+            service.get("load_balancer"),
+            service_type=svc_type,
+            local=local,
+            where=f"{where}: load_balancer",
+        )
+        if not options.enabled:
+            continue
+        if svc_type not in ("LoadBalancer", "NodePort"):
+            raise PlanError(f"{where}: type {svc_type} has no nodePorts to balance")
+        hcnp = int(service.get("health_check_node_port") or 0)
+        if local and options.healthcheck == "tcp":
+            raise PlanError(TCP_CHECK_ON_LOCAL.format(where=where, hcnp=hcnp or "hcnp"))
+        if local and not hcnp:
+            raise PlanError(
+                f"{where}: externalTrafficPolicy: Local needs the healthCheckNodePort to tell "
+                "which nodes have pods, and only type LoadBalancer gets one: make the "
+                f"Service type LoadBalancer (it is {svc_type})"
+            )
+        vip = options.vip or vip_list[0]
+        if vip not in vip_list:
+            raise PlanError(
+                f"{where}: load_balancer.vip {vip!r} is not one of nodeport_lb_vips ({vip_list})"
+            )
+        balance = options.balance or config.balance
+
+        backend_options: list[str] = []
+        if balance in _HASHED:
+            backend_options.append("hash-type consistent")
+        if local:
+            backend_options += ["option httpchk GET /", "http-check expect status 200"]
+            check = f"http GET / on hcnp {hcnp}, 200 = node has a ready local pod"
+            check_options = f"check port {hcnp}"
+        elif options.healthcheck == "http":
+            backend_options += ["option httpchk GET /healthz", "http-check expect status 200"]
+            check = f"http GET /healthz on {config.healthz_port} (node proxy healthy)"
+            check_options = f"check port {config.healthz_port}"
+        else:
+            check = "tcp connect to the nodePort"
+            check_options = "check"
+        if options.forwardfor:
+            backend_options.append("option forwardfor")
+        if config.redispatch:
+            backend_options.append("option redispatch")
+        backend_options.append(f"retries {config.retries}")
+
+        server_options = [check_options]
+        # The check goes to another port ("port"), so HAProxy sends it without the PROXY
+        # header; check-send-proxy is never used (hcnp/healthz servers do not speak it).
+        if options.proxy_protocol == "v2":
+            server_options.append("send-proxy-v2")
+        elif options.proxy_protocol == "v1":
+            server_options.append("send-proxy")
+        if options.agent_check:
+            # The agent answers "up N00%" for N local ready pods: weight 1 makes it N.
+            server_options += [
+                "weight 1",
+                "agent-check",
+                f"agent-port {config.agent_check_port}",
+                f"agent-inter {config.agent_inter}",
+                f'agent-send "{key}\\n"',
+            ]
+
+        for port_key, port, node_port, protocol in _service_ports(service, where):
+            if protocol != "TCP":
+                warnings.append(f"{where} port {port_key}: {protocol} is not balanced (TCP only)")
+                continue
+            other = bound.get((vip, port))
+            if other:
+                raise PlanError(
+                    f"{where} port {port_key}: {vip}:{port} is already used by {other}; give "
+                    "one of them another load_balancer.vip"
+                )
+            bound[(vip, port)] = f"{key} port {port_key}"
+            name = f"{namespace}_{service['name']}_{port_key}"
+            listeners.append(
+                Listener(
+                    name=name,
+                    service=key,
+                    port_name=port_key,
+                    vip=vip,
+                    port=port,
+                    mode=options.mode,
+                    balance=balance,
+                    frontend_options=(
+                        ("option httplog",) if options.mode == "http" else ("option tcplog",)
+                    ),
+                    backend_options=tuple(backend_options),
+                    default_server=(
+                        f"default-server inter {config.inter} fall {config.fall} rise {config.rise}"
+                    ),
+                    servers=tuple(
+                        Server(node.name, node.address, node_port, " ".join(server_options))
+                        for node in node_list
+                    ),
+                    check=check,
+                )
+            )
+    return HAProxyPlan(config, tuple(vip_list), tuple(listeners), tuple(warnings))
+
+
+# --------------------------------------------------------------------------------------------
+# keepalived
+
+
+@dataclass(frozen=True)
+class KeepalivedSettings:
+    """The role's tunables (``nodeport_lb_keepalived_<name>``)."""
+
+    vrrp_version: int = 3
+    advert_int: float = 0.5
+    virtual_router_id_base: int = 51
+    unicast: bool = False
+    nopreempt: bool = False
+    auth_pass: str = ""
+    interface: str = ""  # empty: the interface whose network holds the VIP
+    check_interval: float = 1
+    check_fall: int = 2
+    check_rise: int = 2
+    check_script: str = "/etc/keepalived/nodeport-lb-check-haproxy.sh"
+    notify_script: str = "/etc/keepalived/nodeport-lb-notify.sh"
+
+    @classmethod
+    def parse(cls, given: Mapping[str, Any] | None) -> KeepalivedSettings:
+        given = {k: v for k, v in dict(given or {}).items() if v is not None}
+        _known_keys(given, {f.name for f in fields(cls)}, "keepalived settings")
+        s = cls(**given)
+        w = "nodeport_lb_keepalived_"
+        version = _int(s.vrrp_version, w + "vrrp_version", 2, 3)
+        try:
+            advert = float(s.advert_int)
+        except (TypeError, ValueError):
+            raise PlanError(f"{w}advert_int: {s.advert_int!r} is not a number") from None
+        if version == 2 and (advert != int(advert) or not 1 <= advert <= 255):
+            raise PlanError(
+                f"{w}advert_int: VRRPv2 adverts are whole seconds (1-255), got {advert}; "
+                "use vrrp_version 3 for sub-second adverts"
+            )
+        if version == 3 and not 0.01 <= advert <= 40.95:
+            raise PlanError(f"{w}advert_int: VRRPv3 adverts are 0.01-40.95 s, got {advert}")
+        if s.auth_pass and version == 3:
+            raise PlanError(
+                f"{w}auth_pass: VRRPv3 has no authentication (RFC 5798 removed it); use "
+                "vrrp_version 2 (whole-second adverts, slower failover) or leave it empty and "
+                "rely on unicast peers and the network"
+            )
+        if s.auth_pass and not re.fullmatch(r"[!-~]{1,8}", str(s.auth_pass)):
+            raise PlanError(f"{w}auth_pass: 1-8 printable characters without spaces")
+        _int(s.virtual_router_id_base, w + "virtual_router_id_base", 1, 255)
+        _bool(s.unicast, w + "unicast")
+        _bool(s.nopreempt, w + "nopreempt")
+        if s.interface and not re.fullmatch(r"[A-Za-z0-9_.@:-]{1,15}", str(s.interface)):
+            raise PlanError(f"nodeport_lb_lb_interface: {s.interface!r} is not an interface name")
+        try:
+            interval = float(s.check_interval)
+        except (TypeError, ValueError):
+            raise PlanError(f"{w}check_interval: {s.check_interval!r} is not a number") from None
+        _int(s.check_fall, w + "check_fall", 1, 100)
+        _int(s.check_rise, w + "check_rise", 1, 100)
+        return cls(
+            **{
+                **asdict(s),
+                "vrrp_version": version,
+                "advert_int": int(advert) if advert == int(advert) else advert,
+                "check_interval": int(interval) if interval == int(interval) else interval,
+                "virtual_router_id_base": int(s.virtual_router_id_base),
+                "check_fall": int(s.check_fall),
+                "check_rise": int(s.check_rise),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class VrrpInstance:
+    name: str
+    vip: str
+    virtual_router_id: int
+    interface: str
+    priority: int
+    unicast_src_ip: str
+    unicast_peers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KeepalivedPlan:
+    settings: KeepalivedSettings
+    host: str
+    instances: tuple[VrrpInstance, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fact_key(interface: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", interface)  # how Ansible names interface facts
+
+
+def interface_for(vip: str, facts: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(interface, its address) for the interface whose IPv4 network holds ``vip``, read from
+    Ansible's network facts; None when no interface does."""
+    target = ipaddress.ip_address(vip)
+    for name in sorted(facts.get("interfaces") or []):
+        info = facts.get(_fact_key(name)) or {}
+        addresses = [info.get("ipv4") or {}, *(info.get("ipv4_secondaries") or [])]
+        for entry in addresses:
+            if not entry.get("address") or not entry.get("netmask"):
+                continue
+            network = ipaddress.ip_network(f"{entry['address']}/{entry['netmask']}", strict=False)
+            if target in network and network.prefixlen < 32 and entry["address"] != vip:
+                return name, entry["address"]
+    return None
+
+
+def plan_keepalived(
+    vips: Any,
+    host: str,
+    lbs: Any,
+    facts: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> KeepalivedPlan:
+    """One VRRP instance per VIP for load balancer ``host`` of the group ``lbs``.
+
+    Priority: the host's ``nodeport_lb_keepalived_priority`` or, by default, 150 for the first
+    load balancer of the group, 140 for the second, ... (the first one holds the VIPs).
+    """
+    config = KeepalivedSettings.parse(settings)
+    vip_list = validate_vips(vips)
+    lb_list = _hosts(lbs, "lbs")
+    me = next((lb for lb in lb_list if lb.name == host), None)
+    if me is None:
+        raise PlanError(f"{host} is not in the group lbs ({[lb.name for lb in lb_list]})")
+    position = lb_list.index(me)
+    priority = me.priority if me.priority is not None else max(150 - 10 * position, 1)
+    if config.virtual_router_id_base + len(vip_list) - 1 > 255:
+        raise PlanError(
+            "nodeport_lb_keepalived_virtual_router_id_base: "
+            f"{config.virtual_router_id_base} + {len(vip_list)} VIPs passes 255"
+        )
+    instances = []
+    for index, vip in enumerate(vip_list):
+        interface, own_address = config.interface, me.address
+        if not interface:
+            found = interface_for(vip, facts or {})
+            if found is None:
+                raise PlanError(
+                    f"{host}: no interface has an IPv4 network holding the VIP {vip}; set "
+                    "nodeport_lb_lb_interface"
+                )
+            interface, own_address = found
+        peers = tuple(lb.address for lb in lb_list if lb is not me) if config.unicast else ()
+        for address in (*peers, own_address) if config.unicast else ():
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise PlanError(
+                    f"{host}: unicast VRRP needs the load balancers' IPv4 addresses, got "
+                    f"{address!r}; set nodeport_lb_lb_address on each load balancer"
+                ) from None
+        instances.append(
+            VrrpInstance(
+                name=f"nodeport_lb_vip_{index + 1}",
+                vip=vip,
+                virtual_router_id=config.virtual_router_id_base + index,
+                interface=interface,
+                priority=priority,
+                unicast_src_ip=own_address if config.unicast else "",
+                unicast_peers=peers,
+            )
+        )
+    return KeepalivedPlan(config, host, tuple(instances))

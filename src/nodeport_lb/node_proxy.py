@@ -1,0 +1,75 @@
+"""The node proxy agent's command line as the node_proxy role installs it (one place that
+knows the flags of `nodeport-lb agent`, validated before the unit file is written)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from nodeport_lb.loadbalancer import PlanError
+from nodeport_lb.model import NodePortRange
+
+_SAFE = re.compile(r"^[A-Za-z0-9_./:@,=+-]+$")  # no quoting needed in a systemd ExecStart
+
+
+def _bind(value: Any, where: str) -> str:
+    host, _, port = str(value).rpartition(":")
+    try:
+        ipaddress.ip_address(host)
+        if not 1 <= int(port) <= 65535:
+            raise ValueError
+    except ValueError:
+        raise PlanError(f"{where}: {value!r} is not ADDRESS:PORT") from None
+    return str(value)
+
+
+def agent_arguments(
+    *,
+    node_name: str,
+    manifests: str = "",
+    kubeconfig: str = "",
+    nodeport_addresses: Iterable[str] = (),
+    healthz_bind_address: str = "0.0.0.0:10256",
+    metrics_bind_address: str = "127.0.0.1:10249",
+    agent_check_port: int = 10257,
+    service_node_port_range: str = "30000-32767",
+    allow_kube_proxy: bool = False,
+    extra_args: Iterable[str] = (),
+) -> list[str]:
+    """Arguments after `nodeport-lb agent`; PlanError names the bad variable."""
+    if bool(manifests) == bool(kubeconfig):
+        raise PlanError(
+            "node_proxy: set exactly one source: nodeport_lb_node_manifests_path (manifest "
+            "store) or nodeport_lb_node_proxy_kubeconfig (Kubernetes API)"
+        )
+    args = ["--node-name", str(node_name)]
+    args += ["--manifests", str(manifests)] if manifests else ["--kubeconfig", str(kubeconfig)]
+    cidrs = []
+    for index, cidr in enumerate(nodeport_addresses or ()):
+        try:
+            cidrs.append(str(ipaddress.ip_network(str(cidr), strict=False)))
+        except ValueError:
+            raise PlanError(
+                f"nodeport_lb_node_proxy_nodeport_addresses[{index}]: {cidr!r} is not a CIDR"
+            ) from None
+    if cidrs:
+        args += ["--nodeport-addresses", ",".join(cidrs)]
+    args += ["--healthz-bind-address", _bind(healthz_bind_address, "healthz bind address")]
+    args += ["--metrics-bind-address", _bind(metrics_bind_address, "metrics bind address")]
+    port = str(agent_check_port)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise PlanError(f"nodeport_lb_agent_check_port: {agent_check_port!r} is not a port")
+    args += ["--agent-check-port", port]
+    try:
+        args += ["--service-node-port-range", str(NodePortRange.parse(service_node_port_range))]
+    except ValueError as error:
+        raise PlanError(f"nodeport_lb_service_node_port_range: {error}") from None
+    if allow_kube_proxy:
+        args.append("--allow-kube-proxy")
+    args += [str(a) for a in extra_args or ()]
+    for arg in args:
+        if not _SAFE.match(arg):
+            raise PlanError(f"node_proxy: agent argument {arg!r} has characters a unit can't hold")
+    return args
