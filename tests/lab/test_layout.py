@@ -81,7 +81,8 @@ def test_inventory_groups_and_variables(tmp_path: Path, lbs: int) -> None:
     }
     assert top["vars"]["nodeport_lb_store"] == {"path": "/var/lib/nodeport-lb/lab/store"}
     assert top["vars"]["nodeport_lb_node_store_path"] == layout.NODE_STORE_PATH
-    assert top["vars"]["nodeport_lb_vips"] == layout.vips()
+    assert top["vars"]["nodeport_lb_vips"] == ["10.213.0.240"]  # one VRRP instance
+    assert top["vars"]["nodeport_lb_vip_pool"] == "10.213.0.240/29"
     lab_hosts = top["children"]["lab_hosts"]
     assert lab_hosts["vars"]["ansible_connection"] == "ssh"
     assert "UserKnownHostsFile=" in lab_hosts["vars"]["ansible_ssh_common_args"]

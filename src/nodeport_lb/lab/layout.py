@@ -70,8 +70,14 @@ def plan_hosts(nodes: int, lbs: int, clients: int) -> list[HostPlan]:
     return hosts
 
 
+# The LBs hold the first address of the VIP pool (one VRRP instance); a Service can take
+# another from the pool with `load_balancer: {vip: ...}` after adding it to nodeport_lb_vips.
+VIPS_HELD = 1
+
+
 def vips() -> list[str]:
-    return [str(address) for address in VIP_NET]
+    """The VIPs the lab's load balancers hold."""
+    return [str(address) for address in VIP_NET][:VIPS_HELD]
 
 
 def pod_address(pod_cidr: str, used: set[str]) -> str:

@@ -161,6 +161,7 @@ def write_inventory(state: LabState, path: Path) -> None:
         store_path=state.store_path,
         node_store_path=layout.NODE_STORE_PATH,
         vips=state.vips,
+        vip_pool=str(layout.VIP_NET),
         host_subnet=str(layout.HOST_NET),
         controller_address=layout.CONTROLLER_ADDRESS,
         ssh_key=str(hosts.SSH_KEY),
