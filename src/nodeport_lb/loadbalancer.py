@@ -184,7 +184,9 @@ class HAProxySettings:
     timeout_client: str = "1m"
     timeout_server: str = "1m"
     timeout_check: str = "1s"
-    maxconn: int = 20000
+    # None: HAProxy sizes maxconn to the file-descriptor limit it gets (a fixed value above
+    # what the host's hard limit allows makes HAProxy refuse to start)
+    maxconn: int | None = None
     healthz_port: int = 10256
     agent_check_port: int = 10257
     agent_inter: str = "2s"
@@ -209,7 +211,8 @@ class HAProxySettings:
         _int(settings.fall, w + "fall", 1, 100)
         _int(settings.rise, w + "rise", 1, 100)
         _int(settings.retries, w + "retries", 0, 100)
-        _int(settings.maxconn, w + "maxconn", 1, 10_000_000)
+        if settings.maxconn is not None:
+            _int(settings.maxconn, w + "maxconn", 1, 10_000_000)
         _int(settings.healthz_port, "nodeport_lb_healthz_port", 1, 65535)
         _int(settings.agent_check_port, "nodeport_lb_agent_check_port", 1, 65535)
         _choice(settings.balance, w + "balance", BALANCE_ALGORITHMS)
@@ -221,7 +224,8 @@ class HAProxySettings:
         return cls(
             **{
                 **asdict(settings),
-                **{n: int(getattr(settings, n)) for n in ("fall", "rise", "retries", "maxconn")},
+                **{n: int(getattr(settings, n)) for n in ("fall", "rise", "retries")},
+                "maxconn": None if settings.maxconn is None else int(settings.maxconn),
             }
         )
 
