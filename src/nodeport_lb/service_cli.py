@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from nodeport_lb.allocation import cross_service_conflicts
-from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange, apply_defaults
+from nodeport_lb.cli_args import add_node_port_range_option
+from nodeport_lb.model import apply_defaults
 from nodeport_lb.validation import FieldError, validate_service
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
@@ -37,13 +38,6 @@ class LoadedService:
         meta = self.manifest.get("metadata")
         meta = meta if isinstance(meta, dict) else {}
         return f"Service {meta.get('namespace') or 'default'}/{meta.get('name') or '<unnamed>'}"
-
-
-def node_port_range_arg(text: str) -> NodePortRange:
-    try:
-        return NodePortRange.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,13 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="manifest file ('-' for stdin)")
-    validate.add_argument(
-        "--service-node-port-range",
-        type=node_port_range_arg,
-        default=NodePortRange.parse(DEFAULT_NODE_PORT_RANGE),
-        metavar="LOW-HIGH",
-        help="the API server's node port range (default: %(default)s)",
-    )
+    add_node_port_range_option(validate, "for nodePort and healthCheckNodePort")
     validate.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     validate.set_defaults(func=run_validate)
     service.set_defaults(func=lambda _args: service.print_help(sys.stderr) or EXIT_UNUSABLE)

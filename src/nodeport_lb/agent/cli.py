@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange
+from nodeport_lb.cli_args import add_node_port_range_option
 
 DESCRIPTION = """\
 Run the node proxy agent in the foreground, logging to stderr.
@@ -92,14 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="answer HAProxy agent-checks (agent-send 'namespace/name\\n') on this TCP port "
         "with a weight of 100%% per local ready endpoint, 'drain' or 'down' (default: off)",
     )
-    parser.add_argument(
-        "--service-node-port-range",
-        metavar="LOW-HIGH",
-        type=_port_range,
-        default=NodePortRange.parse(DEFAULT_NODE_PORT_RANGE),
-        help=f"the API server's node port range, for validation "
-        f"(default: {DEFAULT_NODE_PORT_RANGE})",
-    )
+    add_node_port_range_option(parser, "for validation")
     parser.add_argument(
         "--sync-period",
         metavar="SECONDS",
@@ -191,10 +184,3 @@ def _cidrs(text: str) -> tuple[str, ...]:
             raise argparse.ArgumentTypeError(f"{part!r}: only IPv4 is supported for now")
         cidrs.append(str(network))
     return tuple(cidrs)
-
-
-def _port_range(text: str) -> NodePortRange:
-    try:
-        return NodePortRange.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
