@@ -27,6 +27,12 @@ def test_wheel_ships_every_template(tmp_path: Path) -> None:
         if p.is_file()
     }
     assert expected and expected <= shipped
+    modules = {
+        n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("nodeport_lb/terraform/")
+    }
+    assert "nodeport_lb/terraform/modules/exoscale-nlb/main.tf" in modules
+    assert "nodeport_lb/terraform/modules/lb-healthcheck/tests/rules.tftest.hcl" in modules
+    assert not any("/.terraform/" in n or n.endswith(".tfstate") for n in modules)
 
 
 def test_ansible_doc_teaches_the_modules() -> None:

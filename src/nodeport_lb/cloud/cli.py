@@ -21,7 +21,8 @@ from nodeport_lb.cloud.service_source import load_service, parse_ref
 from nodeport_lb.model import Service
 
 # The repository's terraform/ (src/nodeport_lb/cloud/cli.py -> four levels up).
-TERRAFORM_DIR = Path(__file__).resolve().parents[3] / "terraform"
+# terraform/ of the checkout, or of the installed package (src/nodeport_lb/terraform links to it)
+TERRAFORM_DIR = Path(__file__).resolve().parent.parent / "terraform"
 WORK_ROOT = Path(".nodeport-lb") / "cloud"
 
 # (option, variable, providers): provider settings passed to the module as variables.
