@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from nodeport_lb.lab.lifecycle import STORE_DIR
+from nodeport_lb.store import ManifestStore
 from nodeport_lb.verify.report import read_junit
 
 from ..conftest import REPO
@@ -50,9 +52,6 @@ def lab_state() -> dict:
 
 
 def live_hcnp() -> int:
-    from nodeport_lb.lab.lifecycle import STORE_DIR
-    from nodeport_lb.store import ManifestStore
-
     service = ManifestStore(STORE_DIR).get("Service", "default", "python-lb")
     assert service is not None
     return int(service["spec"]["healthCheckNodePort"])

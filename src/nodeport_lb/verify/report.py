@@ -10,10 +10,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 
 def fail_on(problems: list[str]) -> None:
+    # pytest only where the suite runs: the nodes' agent install (same package) has no pytest
+    import pytest
+
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 
