@@ -35,7 +35,8 @@ def address_of(name: str) -> str:
 
 
 def python_pods() -> list[dict[str, Any]]:
-    return [p for p in status()["pods"] if p["service"] == "python-lb"]
+    # a pod lists every Service that selects it: "python-lb,test-python"
+    return [p for p in status()["pods"] if "python-lb" in p["service"].split(",")]
 
 
 def up_nodes(lb: str = "lb1") -> set[str]:
