@@ -73,8 +73,10 @@ def _verify(args: argparse.Namespace) -> int:
             command += ["-n", args.workers]
         if args.keyword:
             command += ["-k", args.keyword]
-        # Keep the suite's fixtures on the inventory the user named, whatever the cwd has.
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        # testinfra runs `ansible-inventory` from PATH: find ours (beside this Python) even
+        # when the virtualenv is not activated, e.g. under site.yml or `.venv/bin/python`.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = {**os.environ, "PATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if args.verbose:
             print(result.stdout + result.stderr)
