@@ -19,6 +19,5 @@ echo "site.yml took $((SECONDS - start)) s"
 
 step "what the lab looks like now"
 nodeport-lb lab status
-if nodeport-lb demo-summary --help >/dev/null 2>&1; then
-  nodeport-lb demo-summary
-fi
+step "the VIP, HAProxy's view of the nodes, and one request through the VIP"
+nodeport-lb summary

@@ -142,3 +142,73 @@ def lab() -> Iterator[Lab]:
         nodeport_lb("lab", "down", check=False)
         leftovers = lab_leftovers(before, inodes)
         assert not any(leftovers.values()), f"lab down left {leftovers}"
+
+
+# `lab down` tests end the session's lab: everything else that uses it runs first.
+TEARDOWN_TESTS = ("test_down_leaves_nothing", "test_down_cleans_up_after_a_killed_up")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    last = [item for item in items if item.name in TEARDOWN_TESTS]
+    items[:] = [item for item in items if item.name not in TEARDOWN_TESTS] + last
+
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str
+    seconds: float
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """host -> {ok, changed, failed, …} from the PLAY RECAP."""
+        recap = {}
+        for line in self.output.split("PLAY RECAP", 1)[-1].splitlines():
+            host, _, counts = line.partition(" : ")
+            if counts:
+                recap[host.strip()] = {
+                    k: int(v) for k, v in (pair.split("=") for pair in counts.split())
+                }
+        return recap
+
+
+def site(*args: str, timeout: float = 600) -> PlaybookRun:
+    """`ansible-playbook site.yml ARGS` on the lab inventory, timed."""
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    began = time.monotonic()
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "site.yml", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - began)
+
+
+@dataclass
+class Converged:
+    lab: Lab
+    first_run: PlaybookRun
+    measured: dict[str, float]  # what the lab tests measured, printed at the end
+
+
+@pytest.fixture(scope="session")
+def converged(lab: Lab) -> Iterator[Converged]:
+    """site.yml run once on the session's lab (verification play included)."""
+    first = site()
+    assert first.returncode == 0, first.output[-4000:]
+    state = Converged(lab, first, {"site_first_run_s": round(first.seconds, 1)})
+    yield state
+    print(f"\nlab measurements: {json.dumps(state.measured)}")
+    # bench/lab_failover.py runs these tests and prints what they measured
+    if out := os.environ.get("NODEPORT_LB_LAB_MEASUREMENTS"):
+        Path(out).write_text(json.dumps(state.measured, indent=2) + "\n")
+
+
+def lab_exec(host: str, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return nodeport_lb("lab", "exec", host, "--", "sh", "-c", script, check=check)

@@ -1,0 +1,106 @@
+"""`nodeport-lb verify` (the testinfra suite, summarised) and `nodeport-lb summary`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nodeport_lb.verify.report import read_junit
+
+SUITE = Path(__file__).resolve().parent / "suite"
+DEFAULT_INVENTORY = "inventories/lab"
+
+
+def register(subparsers: Any) -> None:
+    verify = subparsers.add_parser(
+        "verify",
+        help="check every host of an inventory and the path end to end (testinfra)",
+        description=(
+            "Runs nodeport-lb's testinfra suite against an inventory: node agents and their "
+            "hcnp answers against the EndpointSlices, HAProxy checks on the live hcnp, one "
+            "holder per VIP, HAProxy's UP nodes, and requests from a client through each VIP. "
+            "Prints one line per problem (host: object — expected, found); exit 1 on any."
+        ),
+    )
+    verify.add_argument(
+        "-i",
+        "--inventory",
+        default=DEFAULT_INVENTORY,
+        help=f"Ansible inventory (default {DEFAULT_INVENTORY}, the lab)",
+    )
+    verify.add_argument("--junit-xml", type=Path, help="also write the results as JUnit XML")
+    verify.add_argument(
+        "-n", "--workers", default="4", help="parallel workers (pytest-xdist; 0: none)"
+    )
+    verify.add_argument("-k", dest="keyword", help="only checks matching this pytest -k EXPR")
+    verify.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
+    verify.set_defaults(func=_verify)
+
+    summary = subparsers.add_parser(
+        "summary",
+        help="what the chain looks like now: VIP holder, HAProxy UP/DOWN, one request",
+    )
+    summary.add_argument("-i", "--inventory", default=DEFAULT_INVENTORY)
+    summary.set_defaults(func=_summary)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="nodeport-lb-verify-") as scratch:
+        junit = args.junit_xml or Path(scratch) / "junit.xml"
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITE),
+            "-c",
+            str(SUITE / "pytest.ini"),
+            "--rootdir",
+            str(SUITE),
+            f"--ansible-inventory={args.inventory}",
+            f"--junit-xml={junit}",
+            "-o",
+            "junit_family=xunit1",
+            "-q",
+        ]
+        if args.workers not in ("0", "1"):
+            command += ["-n", args.workers]
+        if args.keyword:
+            command += ["-k", args.keyword]
+        # testinfra runs `ansible-inventory` from PATH: find ours (beside this Python) even
+        # when the virtualenv is not activated, e.g. under site.yml or `.venv/bin/python`.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = {**os.environ, "PATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if args.verbose:
+            print(result.stdout + result.stderr)
+        if not junit.exists():
+            print(result.stdout + result.stderr, file=sys.stderr)
+            print("nodeport-lb verify: the suite did not run (see above)", file=sys.stderr)
+            return 2
+        outcome = read_junit(junit)
+    seconds = time.monotonic() - began
+    for line in outcome.failures:
+        print(line)
+    verdict = "FAILED" if outcome.failures or result.returncode else "OK"
+    print(
+        f"nodeport-lb verify {args.inventory}: {verdict} — {outcome.tests} checks, "
+        f"{len(outcome.failures)} problem(s), {outcome.skipped} skipped, {seconds:.1f} s"
+    )
+    if result.returncode not in (0, 1):
+        print(result.stdout[-2000:] + result.stderr[-2000:], file=sys.stderr)
+    return 0 if verdict == "OK" else 1
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from nodeport_lb.verify.summary import summary_lines
+
+    for line in summary_lines(args.inventory):
+        print(line)
+    return 0

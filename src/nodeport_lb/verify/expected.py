@@ -1,0 +1,73 @@
+"""What the load balancers should run now: the HAProxy plan computed from the inventory's
+Services as the control plane has them *now* (live nodePorts and healthCheckNodePort).
+
+It is the same ``plan_haproxy`` the haproxy role renders from, fed with live values instead
+of the ones the last playbook run saw, so a Service recreated since (new hcnp) shows up as a
+stale check on the load balancers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nodeport_lb.loadbalancer import HAProxyPlan, Listener, plan_haproxy
+from nodeport_lb.verify.control_plane import ControlPlane
+from nodeport_lb.verify.inventory import Inventory
+
+
+class ExpectationError(RuntimeError):
+    """The inventory and the control plane disagree before any host is looked at."""
+
+
+def applied_services(inventory: Inventory, plane: ControlPlane) -> list[dict[str, Any]]:
+    """The inventory's ``nodeport_lb_services`` combined with their live manifests, in the
+    form the Services role publishes (``nodeport_lb_applied_services``)."""
+    applied = []
+    for item in inventory.var("nodeport_lb_services") or []:
+        if not isinstance(item, Mapping) or item.get("state", "present") == "absent":
+            continue
+        key = f"{item.get('namespace') or 'default'}/{item['name']}"
+        service = plane.service(key)
+        if service is None:
+            raise ExpectationError(
+                f"Service {key} is in nodeport_lb_services but not in the {plane.source}: "
+                "run site.yml (tag services) first"
+            )
+        spec = service.manifest["spec"]
+        applied.append(
+            {
+                **item,
+                "namespace": service.namespace,
+                "type": service.type,
+                "external_traffic_policy": service.external_traffic_policy,
+                "ports": spec.get("ports") or [],
+                "node_ports": service.node_ports,
+                "health_check_node_port": service.health_check_node_port,
+            }
+        )
+    return applied
+
+
+def expected_plan(inventory: Inventory, plane: ControlPlane) -> HAProxyPlan:
+    return plan_haproxy(
+        applied_services(inventory, plane),
+        inventory.node_list(),
+        inventory.var("nodeport_lb_vips"),
+    )
+
+
+def local_listeners(plan: HAProxyPlan, plane: ControlPlane) -> list[Listener]:
+    """Listeners of eTP Local Services: the ones whose checks must be HTTP on the hcnp."""
+    result = []
+    for listener in plan.listeners:
+        service = plane.service(listener.service)
+        if service is not None and service.is_local:
+            result.append(listener)
+    return result
+
+
+def hands_off_client_address(listener: Listener) -> bool:
+    """PROXY protocol on the servers: the pod is told the client's address."""
+    words = listener.servers[0].options.split() if listener.servers else []
+    return "send-proxy-v2" in words or "send-proxy" in words

@@ -1,0 +1,124 @@
+"""Questions asked on the hosts (through testinfra, so any inventory's connection works).
+
+Shared by the suite's checks and ``nodeport-lb summary``. Only tools every host already has
+are used: Python 3 (Ansible needs it), bash, curl on clients, ip, nft.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import testinfra
+from testinfra.host import Host
+
+from nodeport_lb.verify.haproxy import parse_servers_state, parse_show_stat
+from nodeport_lb.verify.inventory import Inventory
+
+DEFAULT_STATS_SOCKET = "/run/haproxy/admin.sock"
+
+# HAProxy's runtime API without socat: a few lines of the host's Python.
+_ASK_SOCKET = (
+    "import socket,sys\n"
+    "s=socket.socket(socket.AF_UNIX)\n"
+    "s.connect(sys.argv[1])\n"
+    "s.sendall(sys.argv[2].encode()+b'\\n')\n"
+    "sys.stdout.write(b''.join(iter(lambda:s.recv(65536),b'')).decode())\n"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One inventory host and how to run commands on it."""
+
+    name: str
+    host: Host
+    address: str
+
+
+def target(inventory: Inventory, name: str) -> Target:
+    if name == "localhost" and name not in inventory.hostvars:
+        return Target(name, testinfra.get_host("local://"), "127.0.0.1")
+    options: dict[str, Any] = {}
+    if inventory.sources:
+        options["ansible_inventory"] = inventory.sources[0]
+    vars_ = inventory.vars_of(name)
+    address = str(vars_.get("nodeport_lb_node_address") or vars_.get("ansible_host") or name)
+    return Target(name, testinfra.get_host(f"ansible://{name}", **options), address)
+
+
+def run(target: Target, command: str) -> tuple[int, str, str]:
+    result = target.host.run(command)
+    return result.rc, result.stdout, result.stderr
+
+
+def haproxy_runtime(
+    lb: Target, socket: str = DEFAULT_STATS_SOCKET
+) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]:
+    """(show stat rows, show servers state rows), both keyed by (backend, server)."""
+    command = "; echo '@@'; ".join(
+        f"python3 -c {shlex.quote(_ASK_SOCKET)} {shlex.quote(socket)} {shlex.quote(q)}"
+        for q in ("show stat", "show servers state")
+    )
+    rc, out, err = run(lb, command)
+    if rc != 0 or "@@" not in out:
+        raise RuntimeError(f"{lb.name}: HAProxy runtime API {socket} did not answer: {err.strip()}")
+    stat, state = out.split("@@", 1)
+    return parse_show_stat(stat), parse_servers_state(state)
+
+
+def local_addresses(target: Target) -> set[str]:
+    rc, out, err = run(target, "ip -j -4 addr show")
+    if rc != 0:
+        raise RuntimeError(f"{target.name}: ip addr failed: {err.strip()}")
+    return {a["local"] for link in json.loads(out) for a in link.get("addr_info", [])}
+
+
+def source_address(client: Target, destination: str) -> str:
+    """The address the client's packets to ``destination`` leave with."""
+    rc, out, _ = run(client, f"ip -4 -o route get {shlex.quote(destination)}")
+    words = out.split()
+    return words[words.index("src") + 1] if rc == 0 and "src" in words else client.address
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    ok: bool  # an HTTP answer came back
+    status: int
+    body: str
+    error: str
+
+    def json(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+
+def http_get(target: Target, address: str, port: int, timeout: float = 3) -> HttpAnswer:
+    url = shlex.quote(f"http://{address}:{port}/")
+    rc, out, err = run(target, f"curl -sS -m {timeout} -w '\\n%{{http_code}}' {url}")
+    body, _, code = out.rpartition("\n")
+    if rc != 0:
+        return HttpAnswer(False, 0, "", err.strip() or f"curl exit {rc}")
+    return HttpAnswer(True, int(code) if code.isdigit() else 0, body, "")
+
+
+def tcp_connects(target: Target, destinations: list[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of ``destinations`` accept a TCP connection within 1 s (probed in parallel)."""
+    if not destinations:
+        return set()
+    probes = " ".join(f"{a}/{p}" for a, p in destinations)
+    script = (
+        f"for t in {probes}; do "
+        '(timeout 1 bash -c "exec 3<>/dev/tcp/$t" 2>/dev/null && echo "$t") & done; wait'
+    )
+    _, out, _ = run(target, f"bash -c {shlex.quote(script)}")
+    found = set()
+    for line in out.split():
+        address, _, port = line.partition("/")
+        found.add((address, int(port)))
+    return found

@@ -1,0 +1,104 @@
+"""nodeport-lb's verification suite: what an operator expects of every host, in plain words.
+
+Run it on its own:
+
+    pytest --ansible-inventory=inventories/lab tests/infra       # every host of the inventory
+    pytest --hosts='ansible://lb*' --ansible-inventory=INV tests/infra   # only some hosts
+
+or as ``nodeport-lb verify -i INV``. Hosts come from the inventory groups ``nodes``, ``lbs``
+and ``clients`` (end-to-end checks run from the controller when there is no client). Every
+failure is one line per problem: ``host: object — expected …, found …``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+
+import pytest
+
+from nodeport_lb.loadbalancer import HAProxyPlan
+from nodeport_lb.verify.control_plane import ControlPlane
+from nodeport_lb.verify.expected import ExpectationError, expected_plan
+from nodeport_lb.verify.inventory import Inventory
+from nodeport_lb.verify.probes import Target, target
+
+INVENTORY = pytest.StashKey[Inventory]()
+ROLES = {"node": "nodes", "lb": "lbs", "client": "clients"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    source = config.getoption("ansible_inventory", None)
+    config.stash[INVENTORY] = Inventory.load([source] if source else [])
+
+
+def _selected(config: pytest.Config, names: Iterable[str]) -> list[str]:
+    """--hosts (testinfra's option) narrows the inventory: ansible://PATTERN[,…]."""
+    given = config.getoption("hosts", None)
+    if not given:
+        return list(names)
+    patterns = [h.split("://", 1)[-1].split("?", 1)[0] for h in given.split(",")]
+    inventory = config.stash[INVENTORY]
+    wanted = set()
+    for pattern in patterns:
+        wanted |= {h for h in inventory.hostvars if fnmatch.fnmatch(h, pattern)}
+        for group in inventory.groups:
+            if fnmatch.fnmatch(group, pattern):
+                wanted |= set(inventory.hosts(group))
+    return [n for n in names if n in wanted]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    inventory = metafunc.config.stash[INVENTORY]
+    for fixture, group in ROLES.items():
+        if fixture in metafunc.fixturenames:
+            names = inventory.hosts(group)
+            if fixture == "client" and not names:
+                names = ["localhost"]  # end to end from the controller itself
+            names = _selected(metafunc.config, names)
+            metafunc.parametrize(fixture, names, ids=names, indirect=True)
+    if "vip" in metafunc.fixturenames:
+        vips = [str(v) for v in inventory.var("nodeport_lb_vips") or []]
+        metafunc.parametrize("vip", vips, ids=vips)
+
+
+@pytest.fixture(scope="session")
+def inventory(request: pytest.FixtureRequest) -> Inventory:
+    return request.config.stash[INVENTORY]
+
+
+def _target(request: pytest.FixtureRequest) -> Target:
+    return target(request.config.stash[INVENTORY], request.param)
+
+
+@pytest.fixture(scope="session")
+def node(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture(scope="session")
+def lb(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture(scope="session")
+def client(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture(scope="session")
+def lbs(inventory: Inventory) -> list[Target]:
+    return [target(inventory, name) for name in inventory.hosts("lbs")]
+
+
+@pytest.fixture(scope="session")
+def control_plane(inventory: Inventory) -> ControlPlane:
+    return ControlPlane.load(inventory.var("nodeport_lb_store"))
+
+
+@pytest.fixture(scope="session")
+def plan(inventory: Inventory, control_plane: ControlPlane) -> HAProxyPlan:
+    try:
+        return expected_plan(inventory, control_plane)
+    except (ExpectationError, ValueError) as error:
+        pytest.fail(f"controller: inventory — {error}", pytrace=False)

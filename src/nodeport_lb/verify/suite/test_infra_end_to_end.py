@@ -1,0 +1,58 @@
+"""End to end from a client: every VIP answers, the pod sees the client's own address where
+the load balancers hand it on (PROXY protocol), and nodes without pods take no traffic."""
+
+from __future__ import annotations
+
+from nodeport_lb.loadbalancer import HAProxyPlan
+from nodeport_lb.verify.control_plane import ControlPlane
+from nodeport_lb.verify.expected import hands_off_client_address
+from nodeport_lb.verify.inventory import Inventory
+from nodeport_lb.verify.probes import Target, http_get, source_address, tcp_connects
+from nodeport_lb.verify.report import fail_on
+
+
+def test_each_vip_answers_and_the_pod_sees_the_client(client: Target, plan: HAProxyPlan) -> None:
+    problems = []
+    for listener in plan.listeners:
+        where = f"{client.name}: {listener.bind} (Service {listener.service})"
+        answer = http_get(client, listener.vip, listener.port)
+        if not answer.ok:
+            problems.append(f"{where} — expected an answer, found none ({answer.error})")
+            continue
+        seen = (answer.json() or {}).get("client")
+        # Only a backend that reports what it saw (the echo pods do) can prove the hand-off.
+        if not hands_off_client_address(listener) or seen is None:
+            continue
+        own = source_address(client, listener.vip)
+        if seen != own:
+            problems.append(
+                f"{where} — expected the pod to see the client's address {own} (PROXY "
+                f"protocol), found {seen}"
+            )
+    fail_on(problems)
+
+
+def test_nodes_without_pods_take_no_traffic(
+    client: Target, inventory: Inventory, control_plane: ControlPlane
+) -> None:
+    nodes = inventory.addresses("nodes")
+    probes: dict[tuple[str, int], str] = {}
+    for item in inventory.var("nodeport_lb_services") or []:
+        key = f"{item.get('namespace') or 'default'}/{item['name']}"
+        service = control_plane.service(key)
+        if service is None or not service.is_local:
+            continue
+        for host, address in nodes.items():
+            if control_plane.local_ready(service, inventory.node_name(host)):
+                continue
+            for port in service.ports:
+                if port.node_port and port.protocol == "TCP":
+                    probes[(address, port.node_port)] = f"{host} (Service {key})"
+    connected = tcp_connects(client, sorted(probes))
+    fail_on(
+        [
+            f"{client.name}: {address}:{port} on {probes[(address, port)]} — expected no "
+            "answer (eTP Local, no ready local endpoint), found a connection"
+            for address, port in sorted(connected)
+        ]
+    )

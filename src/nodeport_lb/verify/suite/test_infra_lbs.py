@@ -1,0 +1,140 @@
+"""Load balancers: HAProxy and keepalived run valid configs, every eTP Local backend checks
+HTTP on the Service's live hcnp, HAProxy has UP exactly the nodes with ready local pods, and
+each VIP is on exactly one load balancer."""
+
+from __future__ import annotations
+
+from nodeport_lb.loadbalancer import HAProxyPlan
+from nodeport_lb.verify.control_plane import ControlPlane
+from nodeport_lb.verify.expected import local_listeners
+from nodeport_lb.verify.haproxy import is_up, parse_backends
+from nodeport_lb.verify.inventory import Inventory
+from nodeport_lb.verify.probes import (
+    DEFAULT_STATS_SOCKET,
+    Target,
+    haproxy_runtime,
+    local_addresses,
+    run,
+)
+from nodeport_lb.verify.report import fail_on
+
+
+def _path(inventory: Inventory, lb: Target, variable: str, default: str) -> str:
+    return str(inventory.vars_of(lb.name).get(variable) or default)
+
+
+def _running_with_valid_config(lb: Target, unit: str, validate: str) -> list[str]:
+    problems = []
+    service = lb.host.service(unit)
+    if not service.is_running:
+        problems.append(f"{lb.name}: {unit}.service — expected running, found not running")
+    if not service.is_enabled:
+        problems.append(f"{lb.name}: {unit}.service — expected enabled, found disabled")
+    rc, out, err = run(lb, validate)
+    if rc != 0:
+        last = (err.strip() or out.strip() or f"exit {rc}").splitlines()[-1]
+        problems.append(f"{lb.name}: {unit} config — expected valid ({validate}), found {last}")
+    return problems
+
+
+def test_haproxy_runs_a_valid_config(lb: Target, inventory: Inventory) -> None:
+    config = _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
+    fail_on(_running_with_valid_config(lb, "haproxy", f"haproxy -c -f {config}"))
+
+
+def test_keepalived_runs_a_valid_config(lb: Target, inventory: Inventory) -> None:
+    config = _path(
+        inventory, lb, "nodeport_lb_keepalived_config_path", "/etc/keepalived/keepalived.conf"
+    )
+    fail_on(_running_with_valid_config(lb, "keepalived", f"keepalived -t -f {config}"))
+
+
+def test_local_backends_check_http_on_the_live_hcnp(
+    lb: Target, inventory: Inventory, plan: HAProxyPlan, control_plane: ControlPlane
+) -> None:
+    config = _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
+    backends = parse_backends(lb.host.file(config).content_string)
+    socket = _path(inventory, lb, "nodeport_lb_haproxy_stats_socket", DEFAULT_STATS_SOCKET)
+    _, runtime = haproxy_runtime(lb, socket)
+    problems = []
+    for listener in local_listeners(plan, control_plane):
+        service = control_plane.service(listener.service)
+        assert service is not None  # local_listeners keeps only known Services
+        hcnp = service.health_check_node_port
+        where = f"{lb.name}: backend {listener.service}"
+        backend = backends.get(listener.name)
+        if backend is None:
+            problems.append(f"{where} ({listener.name}) — expected in {config}, found missing")
+            continue
+        for server in listener.servers:
+            found = backend.servers.get(server.name)
+            if found is None:
+                problems.append(
+                    f"{where} has no server {server.name} — expected "
+                    f"{server.address}:{server.port} checked over HTTP on {hcnp}"
+                )
+                continue
+            if (found.address, found.port) != (server.address, server.port):
+                problems.append(
+                    f"{where} sends {server.name}'s traffic to {found.address}:{found.port} — "
+                    f"expected {server.address}:{server.port} (the live nodePort)"
+                )
+            if not found.checked:
+                problems.append(
+                    f"{where} does not check {server.name} — an eTP Local Service needs an "
+                    f"HTTP check on the healthCheckNodePort {hcnp}"
+                )
+                continue
+            if not backend.http_check:
+                problems.append(
+                    f"{where} checks {server.name} with TCP on {found.check_port} — an eTP "
+                    f"Local Service needs an HTTP check (option httpchk) on the "
+                    f"healthCheckNodePort {hcnp}"
+                )
+            if found.check_port != hcnp:
+                problems.append(
+                    f"{where} checks {server.name} on port {found.check_port} — expected the "
+                    f"Service's live healthCheckNodePort {hcnp} (stale: Service recreated?)"
+                )
+            live = runtime.get((listener.name, server.name), {}).get("srv_check_port")
+            if live is not None and live != str(found.check_port):
+                problems.append(
+                    f"{where} runs checks on {server.name} port {live} — {config} says "
+                    f"{found.check_port}: HAProxy was not reloaded"
+                )
+    fail_on(problems)
+
+
+def test_haproxy_has_up_exactly_the_nodes_with_ready_pods(
+    lb: Target, inventory: Inventory, plan: HAProxyPlan, control_plane: ControlPlane
+) -> None:
+    socket = _path(inventory, lb, "nodeport_lb_haproxy_stats_socket", DEFAULT_STATS_SOCKET)
+    stats, _ = haproxy_runtime(lb, socket)
+    problems = []
+    for listener in local_listeners(plan, control_plane):
+        service = control_plane.service(listener.service)
+        assert service is not None  # local_listeners keeps only known Services
+        for server in listener.servers:
+            ready = control_plane.local_ready(service, inventory.node_name(server.name))
+            row = stats.get((listener.name, server.name))
+            status = row["status"] if row else "missing"
+            if row is not None and is_up(status) == (ready > 0):
+                continue
+            expected = (
+                f"UP ({ready} ready endpoint(s) on {server.name})"
+                if ready
+                else f"DOWN (no ready endpoint on {server.name})"
+            )
+            problems.append(
+                f"{lb.name}: backend {listener.service} has {server.name} {status} — "
+                f"expected {expected}"
+            )
+    fail_on(problems)
+
+
+def test_vip_is_on_exactly_one_load_balancer(vip: str, lbs: list[Target]) -> None:
+    holders = [lb.name for lb in lbs if vip in local_addresses(lb)]
+    if len(holders) != 1:
+        who = ", ".join(holders) or "lbs"
+        found = f"on {' and '.join(holders)}" if holders else "on none"
+        fail_on([f"{who}: VIP {vip} — expected on exactly one load balancer, found {found}"])
