@@ -135,6 +135,29 @@ def test_stopping_the_master_lb_moves_the_vip(converged: Converged) -> None:
     wait_for(lambda: vip not in lab_exec("lb2", "ip -4 -o addr show").stdout, 10, "lb2 VIP gone")
 
 
+def test_a_crashed_master_lb_loses_the_vip_within_3_s(converged: Converged) -> None:
+    """A power cut, not a shutdown: keepalived on lb1 sends no goodbye, so lb2 takes over
+    when lb1's adverts stop (3 × advert_int + skew with VRRPv3 at 0.5 s)."""
+    vip = status()["vips"][0]
+    try:
+        with RequestLog("client1", vip, seconds=12) as log:
+            crashed_at = time.time()
+            nodeport_lb("lab", "fault", "stop-lb", "lb1", "--crash")
+        recovered = log.first_after(crashed_at, lambda s: s.answer is not None)
+        assert vip in lab_exec("lb2", "ip -4 -o addr show").stdout
+        converged.measured["master_lb_crashed_to_requests_ok_s"] = round(recovered or -1, 2)
+        assert recovered is not None and recovered <= 3.0, [
+            (round(s.at - crashed_at, 2), s.node) for s in log.samples
+        ]
+    finally:
+        nodeport_lb("lab", "fault", "start-lb", "lb1", timeout=180)
+    wait_for(
+        lambda: vip in lab_exec("lb1", "ip -4 -o addr show", check=False).stdout, 60, "VIP back"
+    )
+    wait_for(lambda: up_nodes() == {p["node"] for p in python_pods()}, 30, "lb1 HAProxy UP")
+    wait_for(lambda: vip not in lab_exec("lb2", "ip -4 -o addr show").stdout, 10, "lb2 VIP gone")
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [

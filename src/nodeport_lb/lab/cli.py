@@ -136,6 +136,12 @@ def register(subparsers: Any) -> None:
     ):
         parser = faults.add_parser(verb, help=text)
         parser.add_argument("host")
+        if verb.startswith("stop"):
+            parser.add_argument(
+                "--crash",
+                action="store_true",
+                help="no clean shutdown: pull the cable and kill it (a power cut)",
+            )
         parser.set_defaults(func=_fault_host, start=verb.startswith("start"), role=role)
     kill = faults.add_parser("kill-pod", help="kill a pod's process (endpoint not ready)")
     kill.add_argument("name")
@@ -227,7 +233,7 @@ def _fault_host(args: argparse.Namespace) -> int:
     if args.start:
         lifecycle.start_host(args.host, args.role)
     else:
-        lifecycle.stop_host(args.host, args.role)
+        lifecycle.stop_host(args.host, args.role, crash=args.crash)
     return 0
 
 

@@ -215,16 +215,21 @@ def exec_args(nspawn_pid: int | None, name: str, command: list[str]) -> list[str
     ]
 
 
-def stop(nspawn_pid: int | None, name: str, timeout: float = 15.0) -> None:
-    """Shut a host down in order (nspawn turns SIGTERM into a poweroff), then force if needed."""
+def stop(nspawn_pid: int | None, name: str, timeout: float = 15.0, crash: bool = False) -> None:
+    """Shut a host down in order (nspawn turns SIGTERM into a poweroff), then force if needed.
+
+    ``crash``: no shutdown at all (its PID 1 is killed at once), like a power cut: services
+    get no chance to say goodbye (keepalived sends no priority-0 advert, for one).
+    """
     marker = nspawn_marker(name)
     if not process_alive(nspawn_pid, marker):
         return
     assert nspawn_pid is not None
     leader = leader_pid(nspawn_pid, name)
-    os.kill(nspawn_pid, signal.SIGTERM)
-    if wait_for(lambda: not process_alive(nspawn_pid, marker), timeout, interval=0.1):
-        return
+    if not crash:
+        os.kill(nspawn_pid, signal.SIGTERM)
+        if wait_for(lambda: not process_alive(nspawn_pid, marker), timeout, interval=0.1):
+            return
     # killing the container's PID 1 ends its whole PID namespace; nspawn then exits
     if leader and process_alive(leader):
         os.kill(leader, signal.SIGKILL)

@@ -284,12 +284,17 @@ def exec_on_host(name: str, command: list[str]) -> int:
     return subprocess.call(hosts.exec_args(host.nspawn_pid, host.name, command))
 
 
-def stop_host(name: str, role: str) -> None:
-    """A host powers off: its container stops and its link to the bridge goes down."""
+def stop_host(name: str, role: str, crash: bool = False) -> None:
+    """A host powers off: its container stops and its link to the bridge goes down.
+
+    ``crash``: the cable is pulled first and the host killed, without a shutdown.
+    """
     with lab_lock():
         state = LabState.load()
         host = _host_of_role(state, name, role)
-        hosts.stop(host.nspawn_pid, host.name)
+        if crash:
+            network.set_bridge_port(host.name, up=False)
+        hosts.stop(host.nspawn_pid, host.name, crash=crash)
         network.set_bridge_port(host.name, up=False)
         host.nspawn_pid = None
         state.save()
