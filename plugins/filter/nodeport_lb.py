@@ -5,6 +5,7 @@ where the planning and validation live (and are tested directly).
     {{ vips | nodeport_lb_keepalived_plan(inventory_hostname, lbs, ansible_facts, settings) }}
     {{ groups['nodes'] | map('extract', hostvars) | nodeport_lb_hosts }}
     {{ {'node_name': ..., 'manifests': ...} | nodeport_lb_agent_args }}
+    {{ registered_results | nodeport_lb_applied_services }}
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nodeport_lb.loadbalancer import (
     plan_keepalived,
 )
 from nodeport_lb.node_proxy import agent_arguments
+from nodeport_lb.services import applied_service
 
 
 def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> dict[str, Any]:
@@ -49,6 +51,11 @@ def hosts(hostvars: Any, address_var: str = "nodeport_lb_node_address") -> list[
     return hosts_from_inventory(hostvars, address_var)
 
 
+def applied_services(results: Any) -> list[dict[str, Any]]:
+    """nodeport_service's loop results -> nodeport_lb_applied_services (deleted ones left out)."""
+    return [applied_service(r["item"], r["service"]) for r in results if r.get("service")]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -56,4 +63,5 @@ class FilterModule:
             "nodeport_lb_keepalived_plan": keepalived_plan,
             "nodeport_lb_hosts": hosts,
             "nodeport_lb_agent_args": agent_args,
+            "nodeport_lb_applied_services": applied_services,
         }

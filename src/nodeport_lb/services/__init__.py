@@ -13,6 +13,7 @@ from nodeport_lb.services.base import (
     BackendUnavailable,
     InvalidService,
     ServiceBackend,
+    applied_service,
     prepare_service,
     service_facts,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "BackendUnavailable",
     "InvalidService",
     "ServiceBackend",
+    "applied_service",
     "prepare_service",
     "service_facts",
 ]

@@ -115,3 +115,18 @@ def service_facts(obj: Mapping[str, Any] | None) -> dict[str, Any]:
         "node_ports": svc.node_ports,
         "health_check_node_port": svc.health_check_node_port or None,
     }
+
+
+def applied_service(item: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``nodeport_lb_services`` entry with what the control plane made of it: the shape of
+    ``nodeport_lb_applied_services`` that the load-balancer roles and the verification read."""
+    svc = Service.from_manifest(manifest)
+    return {
+        **item,
+        "namespace": svc.namespace,
+        "type": svc.type,
+        "external_traffic_policy": svc.external_traffic_policy,
+        "ports": list(svc.manifest["spec"].get("ports") or []),
+        "node_ports": svc.node_ports,
+        "health_check_node_port": svc.health_check_node_port or None,
+    }

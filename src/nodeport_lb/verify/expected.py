@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nodeport_lb.loadbalancer import HAProxyPlan, Listener, plan_haproxy
+from nodeport_lb.services import applied_service
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.inventory import Inventory
 
@@ -34,18 +35,7 @@ def applied_services(inventory: Inventory, plane: ControlPlane) -> list[dict[str
                 f"Service {key} is in nodeport_lb_services but not in the {plane.source}: "
                 "run site.yml (tag services) first"
             )
-        spec = service.manifest["spec"]
-        applied.append(
-            {
-                **item,
-                "namespace": service.namespace,
-                "type": service.type,
-                "external_traffic_policy": service.external_traffic_policy,
-                "ports": spec.get("ports") or [],
-                "node_ports": service.node_ports,
-                "health_check_node_port": service.health_check_node_port,
-            }
-        )
+        applied.append(applied_service(item, service.manifest))
     return applied
 
 
