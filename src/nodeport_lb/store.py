@@ -141,18 +141,32 @@ class ManifestStore:
         return self.load().objects.get(ObjectKey(kind, namespace, name))
 
     def write(self, obj: dict[str, Any]) -> Path:
-        path = self.file_for(object_key(obj))
+        key = object_key(obj)
+        path = self.file_for(key)
         atomic_write_text(path, dump_yaml(obj))
+        # A copy elsewhere (a hand-written multi-document file) would shadow or revive it.
+        self._remove_elsewhere(key, keep=path)
         return path
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
-        key = ObjectKey(kind, namespace, name)
+        return self._remove_elsewhere(ObjectKey(kind, namespace, name), keep=None)
+
+    def _remove_elsewhere(self, key: ObjectKey, keep: Path | None) -> bool:
+        """Take ``key`` out of every store file but ``keep``; files holding other objects too
+        are rewritten without it, so no neighbour is lost."""
         removed = False
-        contents = self.load()
-        source = contents.sources.get(key)
-        for path in {self.file_for(key), *([source] if source else [])}:
+        for path in self.manifest_files():
+            if path == keep or not _mentions(path, key.name):
+                continue
+            parsed = parse_manifest_file(path)
+            if key not in parsed.objects:
+                continue
+            others = [obj for other, obj in parsed.objects.items() if other != key]
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                if others or parsed.errors:
+                    atomic_write_text(path, yaml.safe_dump_all(others, sort_keys=False))
+                else:
+                    path.unlink()
                 removed = True
         return removed
 
@@ -299,6 +313,14 @@ class IncrementalStoreReader:
             if stat.S_ISREG(st.st_mode):
                 found[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
         return found
+
+
+def _mentions(path: Path, text: str) -> bool:
+    """Cheap pre-check before parsing: a file that holds the object contains its name."""
+    try:
+        return text.encode() in path.read_bytes()
+    except OSError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:

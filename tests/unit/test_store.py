@@ -43,3 +43,40 @@ def test_lists_and_multi_document_files(tmp_path: Path) -> None:
         ObjectKey("Service", "default", "a"),
         ObjectKey("EndpointSlice", "web", "a-1"),
     }
+
+
+def test_delete_keeps_the_other_objects_of_a_shared_file(tmp_path: Path) -> None:
+    (tmp_path / "many.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+        "---\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {name: b}\n"
+    )
+    store = ManifestStore(tmp_path)
+    assert store.delete("Service", "default", "a")
+    assert set(store.load().objects) == {ObjectKey("Service", "default", "b")}
+    assert store.delete("Service", "default", "b")
+    assert list(tmp_path.glob("*.yaml")) == []
+    assert not store.delete("Service", "default", "b")
+
+
+def test_write_replaces_a_copy_in_another_file(tmp_path: Path) -> None:
+    # "z.yaml" sorts after our own file: a stale copy there would win on load.
+    (tmp_path / "z.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: NodePort}\n"
+        "---\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {name: other}\n"
+    )
+    store = ManifestStore(tmp_path)
+    store.write(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer"},
+        }
+    )
+    contents = store.load()
+    assert (
+        contents.objects[ObjectKey("Service", "default", "web")]["spec"]["type"] == "LoadBalancer"
+    )
+    assert ObjectKey("Service", "default", "other") in contents.objects
