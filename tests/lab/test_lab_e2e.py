@@ -193,6 +193,54 @@ def test_pod_rm_drains_then_removes(lab: Lab) -> None:
     )
 
 
+def test_http_server_pod_is_the_plain_app_and_logs_the_client(lab: Lab) -> None:
+    """`--app http-server`: the seed's `python3 -m http.server`, which knows no PROXY header;
+    its access log (`lab pod logs`) names the TCP peer of each request."""
+    added = nodeport_lb(
+        "lab",
+        "pod",
+        "add",
+        "--node",
+        "node3",
+        "--labels",
+        "app=plain",
+        "--name",
+        "plain-e2e",
+        "--app",
+        "http-server",
+    )
+    lab.remember_namespaces()
+    try:
+        _, _, address = added.stdout.split()
+        curl = nodeport_lb(
+            "lab", "exec", "client1", "--", "curl", "-sS", "-m", "5", f"http://{address}:31000/"
+        )
+        assert curl.stdout == "pod plain-e2e on node3\n"
+        client = next(h["address"] for h in lab.status["hosts"] if h["name"] == "client1")
+        log = nodeport_lb("lab", "pod", "logs", "plain-e2e").stdout
+        (line,) = [line for line in log.splitlines() if '"GET / HTTP/1.1" 200' in line]
+        assert line.startswith(f"{client} - - [")
+        # a PROXY header is garbage to it: it answers 400 as the seed's app did (without a
+        # status line, since it never read an HTTP version)
+        proxy = nodeport_lb(
+            "lab",
+            "exec",
+            "client1",
+            "--",
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "--http0.9",
+            "--haproxy-protocol",
+            f"http://{address}:31000/",
+        )
+        assert "Error code: 400" in proxy.stdout
+    finally:
+        nodeport_lb("lab", "pod", "rm", "plain-e2e", "--grace", "0")
+    assert nodeport_lb("lab", "pod", "logs", "plain-e2e", check=False).returncode == 1
+
+
 def test_stopped_node_is_cut_off_and_lab_up_boots_it_again(lab: Lab) -> None:
     probe = ["lab", "exec", "client1", "--", "nc", "-z", "-w", "1", "10.213.0.13", "22"]
     assert nodeport_lb(*probe, check=False).returncode == 0

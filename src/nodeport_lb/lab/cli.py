@@ -20,6 +20,8 @@ examples:
   nodeport-lb lab status                     # table; --json for scripts
   nodeport-lb lab exec client1 -- curl -s 10.213.130.2:31000
   nodeport-lb lab pod add --node node1 --labels app=python --count 2
+  nodeport-lb lab pod add --node node3 --labels app=python --app http-server
+  nodeport-lb lab pod logs python-abcde      # the plain app's access log: who connected
   nodeport-lb lab pod rm python-abcde --grace 5
   nodeport-lb lab sync-endpoints             # after Services changed in the store
   nodeport-lb lab fault stop-node node2      # power a node off (start-node to boot it again)
@@ -82,9 +84,18 @@ def register(subparsers: Any) -> None:
     exec_.add_argument("command", nargs=argparse.REMAINDER)
     exec_.set_defaults(func=_exec)
 
-    pod = commands.add_parser("pod", help="add or remove echo pods")
+    pod = commands.add_parser("pod", help="add or remove pods, read their logs")
     pod_commands = pod.add_subparsers(dest="pod_command", metavar="COMMAND", required=True)
-    add = pod_commands.add_parser("add", help="start echo pods on a node")
+    add = pod_commands.add_parser(
+        "add",
+        help="start pods on a node",
+        description=(
+            "Start pods (network namespaces attached to the node) running the echo backend, "
+            "which answers with the TCP peer and any PROXY header's source as JSON, or with "
+            "--app http-server the plain `python3 -m http.server PORT` (no PROXY support; "
+            "its access log, `lab pod logs NAME`, shows the address each request came from)."
+        ),
+    )
     add.add_argument("--node", required=True)
     add.add_argument("--labels", required=True, help="key=value[,key=value]")
     add.add_argument("--count", type=int, default=1)
@@ -99,9 +110,20 @@ def register(subparsers: Any) -> None:
         "--echo-port",
         type=int,
         default=DEFAULT_ECHO_PORT,
-        help=f"TCP/UDP echo port, 'echo-tcp'/'echo-udp' (default {DEFAULT_ECHO_PORT})",
+        help=f"TCP/UDP echo port, 'echo-tcp'/'echo-udp' (default {DEFAULT_ECHO_PORT}; echo only)",
+    )
+    add.add_argument(
+        "--app",
+        choices=pods.APPS,
+        default="echo",
+        help="what the pod runs (default echo; http-server: python3 -m http.server PORT)",
     )
     add.set_defaults(func=_pod_add)
+    logs = pod_commands.add_parser(
+        "logs", help="print a pod's output (the http-server's access log, the echo's messages)"
+    )
+    logs.add_argument("name")
+    logs.set_defaults(func=_pod_logs)
     rm = pod_commands.add_parser(
         "rm", help="delete a pod: terminating but serving for --grace seconds, then gone"
     )
@@ -198,10 +220,22 @@ def _exec(args: argparse.Namespace) -> int:
 @_guarded
 def _pod_add(args: argparse.Namespace) -> int:
     added = pods.add_pods(
-        args.node, pods.parse_labels(args.labels), args.count, args.name, args.port, args.echo_port
+        args.node,
+        pods.parse_labels(args.labels),
+        args.count,
+        args.name,
+        args.port,
+        args.echo_port,
+        args.app,
     )
     for pod in added:
         print(f"{pod.name} {pod.node} {pod.address}")
+    return 0
+
+
+@_guarded
+def _pod_logs(args: argparse.Namespace) -> int:
+    sys.stdout.write(pods.read_log(args.name))
     return 0
 
 

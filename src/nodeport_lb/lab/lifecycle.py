@@ -187,8 +187,9 @@ def _down_locked() -> list[str]:
     for pod in state.pods:
         pods.kill_pod_process(pod)
     for pid in pods.leftover_echo_pids():
-        stop_process(pid, pods.ECHO_MODULE, timeout=5.0)
-        removed.append(f"echo process {pid}")
+        marker = next(m for m in pods.POD_PROCESS_MARKERS if process_alive(pid, m))
+        stop_process(pid, marker, timeout=5.0)
+        removed.append(f"pod process {pid}")
     # hosts: from the state file, and any nspawn of ours the state does not know about
     running = hosts.running_nspawn_pids()
     for host in state.hosts:
@@ -268,7 +269,7 @@ def status_table(state: LabState | None = None) -> str:
     lines += ["", f"VIPs: {' '.join(data['vips'])}", ""]
     lines.append(f"{'POD':<20} {'NODE':<8} {'ADDRESS':<15} {'PHASE':<12} SERVICE")
     for pod, row in zip(state.pods, data["pods"], strict=True):
-        alive = pod.phase if process_alive(pod.pid, pods.echo_marker(pod.name)) else "failed"
+        alive = pod.phase if process_alive(pod.pid, pods.pod_marker(pod)) else "failed"
         lines.append(
             f"{pod.name:<20} {pod.node:<8} {pod.address:<15} {alive:<12} {row['service'] or '-'}"
         )

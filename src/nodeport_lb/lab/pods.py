@@ -1,19 +1,26 @@
-"""Lab pods: a network namespace per pod, attached to its node, running the echo backend.
+"""Lab pods: a network namespace per pod, attached to its node, running an application.
 
 The pod's netns is made here on the controller and joined to the node's netns by a veth (node
 routes a /32 to it), exactly what a ptp CNI plugin does, so the pod is reachable from inside the
-node container and, through node routes, from every lab host. The echo process is ours: started
-in the pod's netns, tracked by PID, ended by PID.
+node container and, through node routes, from every lab host. The application is one of:
+
+- ``echo`` (default): our echo backend, which reports the TCP peer and any PROXY header;
+- ``http-server``: ``python3 -m http.server PORT``, an ordinary application that knows nothing
+  of PROXY protocol and logs each request's TCP peer (``lab pod logs NAME``).
+
+The process is ours: started in the pod's netns, tracked by PID, ended by PID.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from nodeport_lb.lab import endpoints, layout, network
@@ -26,6 +33,9 @@ from nodeport_lb.store import ManifestStore
 PODS_DIR = STATE_DIR / "pods"
 POD_NETNS_PREFIX = f"{layout.PREFIX}pod-"
 ECHO_MODULE = "nodeport_lb.lab.echo"
+HTTP_SERVER_MODULE = "http.server"
+APPS = ("echo", "http-server")
+POD_PROCESS_MARKERS = (ECHO_MODULE, f"-m {HTTP_SERVER_MODULE} ")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 READY_TIMEOUT = 10.0
@@ -34,6 +44,25 @@ READY_TIMEOUT = 10.0
 def echo_marker(pod_name: str) -> str:
     """What identifies a pod's echo process in /proc/PID/cmdline."""
     return f"{ECHO_MODULE} --name {pod_name} "
+
+
+def http_server_marker(pod: LabPod) -> str:
+    """What identifies a pod's http.server in /proc/PID/cmdline (its bind address is the
+    pod's own, so no two pods share it)."""
+    return f"-m {HTTP_SERVER_MODULE} {_http_port(pod)} --bind {pod.address} "
+
+
+def pod_marker(pod: LabPod) -> str:
+    return http_server_marker(pod) if pod.app == "http-server" else echo_marker(pod.name)
+
+
+def _http_port(pod: LabPod) -> int:
+    return next(port.port for port in pod.ports if port.name == "http")
+
+
+def log_path(pod_name: str) -> Path:
+    """The pod's output: the echo's messages, or the plain application's access log."""
+    return PODS_DIR / f"{pod_name}.log"
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -69,8 +98,12 @@ def add_pod(
     name: str | None = None,
     port: int = DEFAULT_HTTP_PORT,
     echo_port: int = DEFAULT_ECHO_PORT,
+    app: str = "echo",
 ) -> LabPod:
-    """Create one pod on a node and start its echo; the caller saves state and syncs slices."""
+    """Create one pod on a node and start its application; the caller saves state and syncs
+    slices."""
+    if app not in APPS:
+        raise LabError(f"--app {app!r}: choose one of {', '.join(APPS)}")
     node = state.host(node_name)
     if node.role != "node" or not node.pod_cidr:
         raise LabError(f"{node_name} is not a node (pods run on nodes only)")
@@ -86,19 +119,24 @@ def add_pod(
         node=node_name,
         address=layout.pod_address(node.pod_cidr, used),
         labels=labels,
-        ports=[
-            PodPort("http", port, "TCP"),
-            PodPort("echo-tcp", echo_port, "TCP"),
-            PodPort("echo-udp", echo_port, "UDP"),
-        ],
+        ports=[PodPort("http", port, "TCP")]
+        + (
+            [PodPort("echo-tcp", echo_port, "TCP"), PodPort("echo-udp", echo_port, "UDP")]
+            if app == "echo"
+            else []
+        ),
         netns=f"{POD_NETNS_PREFIX}{name}",
         uid=str(uuid.uuid4()),
+        app=app,
     )
     try:
         network.add_pod_link(
             pod.netns, host_plan(node), pod.address, layout.pod_link_name(pod.name)
         )
-        pod.pid = _start_echo(pod, port, echo_port)
+        if app == "http-server":
+            pod.pid = _start_http_server(pod, port)
+        else:
+            pod.pid = _start_echo(pod, port, echo_port)
     except BaseException:
         remove_pod_resources(pod)
         raise
@@ -128,7 +166,48 @@ def _start_echo(pod: LabPod, port: int, echo_port: int) -> int:
         "--ready-file",
         str(ready),
     ]
-    with open(PODS_DIR / f"{pod.name}.log", "ab") as log:
+    return _start(pod, command, "echo", lambda: ready.exists())
+
+
+def _start_http_server(pod: LabPod, port: int) -> int:
+    """The seed's application as it is: ``python3 -m http.server PORT`` (the system's Python,
+    no project code), serving a page that names the pod, its access log on stderr."""
+    python3 = shutil.which("python3") or sys.executable
+    site = PODS_DIR / f"{pod.name}.www"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "index.html").write_text(f"pod {pod.name} on {pod.node}\n")
+    command = [
+        "ip",
+        "netns",
+        "exec",
+        pod.netns,
+        python3,
+        "-u",  # every access-log line reaches the log file at once
+        "-m",
+        HTTP_SERVER_MODULE,
+        str(port),
+        "--bind",
+        pod.address,
+        "--directory",
+        str(site),
+    ]
+    return _start(pod, command, "http.server", lambda: _listening(pod.netns, port))
+
+
+def _listening(netns: str, port: int) -> bool:
+    # ss instead of a test connection, which would be a line in the access log
+    result = subprocess.run(
+        ["ip", "netns", "exec", netns, "ss", "-Hltn", f"sport = :{port}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return bool(result.stdout.strip())
+
+
+def _start(pod: LabPod, command: list[str], what: str, ready: Callable[[], bool]) -> int:
+    PODS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(log_path(pod.name), "ab") as log:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -136,17 +215,28 @@ def _start_echo(pod: LabPod, port: int, echo_port: int) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # keeps running after this command; ended by PID
         )
-    if not wait_for(lambda: ready.exists() or process.poll() is not None, READY_TIMEOUT):
+    if not wait_for(lambda: process.poll() is not None or ready(), READY_TIMEOUT):
         process.kill()
-        raise LabError(f"pod {pod.name}: echo did not listen within {READY_TIMEOUT:.0f}s")
+        raise LabError(f"pod {pod.name}: {what} did not listen within {READY_TIMEOUT:.0f}s")
     if process.poll() is not None:
-        log_text = (PODS_DIR / f"{pod.name}.log").read_text(errors="replace")[-2000:]
-        raise LabError(f"pod {pod.name}: echo exited ({process.returncode}):\n{log_text}")
+        log_text = log_path(pod.name).read_text(errors="replace")[-2000:]
+        raise LabError(f"pod {pod.name}: {what} exited ({process.returncode}):\n{log_text}")
     return process.pid
 
 
+def read_log(name: str) -> str:
+    """A pod's output so far (``lab pod logs``)."""
+    with lab_lock():
+        state = LabState.load()
+        pod = state.pod(name)
+    try:
+        return log_path(pod.name).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
 def kill_pod_process(pod: LabPod) -> None:
-    stop_process(pod.pid, echo_marker(pod.name), timeout=5.0)
+    stop_process(pod.pid, pod_marker(pod), timeout=5.0)
 
 
 def remove_pod_resources(pod: LabPod) -> None:
@@ -155,6 +245,7 @@ def remove_pod_resources(pod: LabPod) -> None:
     network.delete_netns(pod.netns)
     for suffix in (".ready", ".log"):
         (PODS_DIR / f"{pod.name}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(PODS_DIR / f"{pod.name}.www", ignore_errors=True)
 
 
 def add_pods(
@@ -164,6 +255,7 @@ def add_pods(
     name: str | None,
     port: int,
     echo_port: int,
+    app: str = "echo",
 ) -> list[LabPod]:
     if name and count != 1:
         raise LabError("--name names one pod; leave it out with --count")
@@ -172,7 +264,7 @@ def add_pods(
         require_up(state)
         added = []
         for _ in range(count):
-            pod = add_pod(state, node_name, labels, name, port, echo_port)
+            pod = add_pod(state, node_name, labels, name, port, echo_port, app)
             state.pods.append(pod)
             state.save()
             added.append(pod)
@@ -206,7 +298,7 @@ def kill_pod(name: str) -> None:
     with lab_lock():
         state = LabState.load()
         pod = state.pod(name)
-        stop_process(pod.pid, echo_marker(pod.name), sig=9)
+        stop_process(pod.pid, pod_marker(pod), sig=9)
         pod.phase = "failed"
         state.save()
         sync_endpoints(state)
@@ -218,7 +310,8 @@ def require_up(state: LabState) -> None:
 
 
 def leftover_echo_pids() -> list[int]:
-    """Echo processes running in one of the lab's pod namespaces (for `lab down`)."""
+    """Pod processes (echo or http.server) running in one of the lab's pod namespaces (for
+    `lab down`)."""
     pod_netns_inodes = set()
     for netns in network.lab_netns():
         if netns.startswith(POD_NETNS_PREFIX):
@@ -228,8 +321,8 @@ def leftover_echo_pids() -> list[int]:
         if not proc.name.isdigit():
             continue
         try:
-            if (proc / "ns" / "net").stat().st_ino in pod_netns_inodes and process_alive(
-                int(proc.name), ECHO_MODULE
+            if (proc / "ns" / "net").stat().st_ino in pod_netns_inodes and any(
+                process_alive(int(proc.name), marker) for marker in POD_PROCESS_MARKERS
             ):
                 pids.append(int(proc.name))
         except OSError:

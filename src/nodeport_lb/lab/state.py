@@ -41,6 +41,8 @@ class LabPod:
     pid: int | None = None
     # running (ready) | terminating (draining: serving, not ready) | failed (killed)
     phase: str = "running"
+    # echo (ours: reports the peer and any PROXY header) | http-server (python3 -m http.server)
+    app: str = "echo"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabPod:
