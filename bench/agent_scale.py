@@ -137,7 +137,7 @@ def start_agent(lab: Lab, node: str, store: ManifestStore) -> tuple[float, float
         log_name=f"agent-{node}.log",
     )
     synced = wait_for(
-        lambda: metric(lab, node, "nodeport_lb_last_sync_timestamp_seconds"),
+        lambda: metric(lab, node, "kubeproxy_sync_proxy_rules_last_timestamp_seconds"),
         timeout=120,
         interval=0.01,
     )
@@ -161,7 +161,7 @@ def measure_flips(lab: Lab, store: ManifestStore, flips: int) -> tuple[list[floa
         eps = endpoint_slice(
             "svc-00000", APP_PORT, lb_endpoints(subnet, "node-big", ready), port_name="http"
         )
-        before = metric(lab, "node-big", "nodeport_lb_last_sync_timestamp_seconds") or 0
+        before = metric(lab, "node-big", "kubeproxy_sync_proxy_rules_last_timestamp_seconds") or 0
         want = 200 if ready else 503
         atomic_write_text(path, json.dumps(eps))
         written = time.time()  # the rename just made the change visible
@@ -169,7 +169,9 @@ def measure_flips(lab: Lab, store: ManifestStore, flips: int) -> tuple[list[floa
         to_hcnp.append((time.time() - written) * 1000)
         applied = wait_for(
             lambda b=before: (
-                (t := metric(lab, "node-big", "nodeport_lb_last_sync_timestamp_seconds")) > b and t
+                (t := metric(lab, "node-big", "kubeproxy_sync_proxy_rules_last_timestamp_seconds"))
+                > b
+                and t
             ),
             timeout=5,
             interval=0.005,

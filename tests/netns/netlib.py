@@ -169,6 +169,18 @@ def http_get(
     return in_netns(netns, get)
 
 
+def scrape_metrics(netns: str, port: int = 10249) -> dict[tuple[str, frozenset], float]:
+    """The agent's /metrics as a Prometheus scraper parses it: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = http_get(netns, "127.0.0.1", port, "/metrics")[2].decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def tcp_connect(netns: str, host: str, port: int, timeout: float = 2.0) -> socket.socket:
     return in_netns(netns, lambda: socket.create_connection((host, port), timeout=timeout))
 

@@ -11,13 +11,16 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
+from nodeport_lb.agent.endpoints import LAST_CHANGE_TRIGGER_TIME
 from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
 from tests.netns.netlib import (
     connect_outcome,
     http_get,
+    scrape_metrics,
     tcp_connect,
     udp_request,
     wait_for,
@@ -142,12 +145,39 @@ def test_junk_in_the_store_changes_nothing(seed: SeedLab) -> None:
     assert hcnp(seed, "node2")[0] == 200
     assert get_json(seed, NODE2, 31001)["peer"] == CLIENT
     assert get_json(seed, NODE1, 31000)["peer"] == NODE1
-    metrics = http_get(seed.ns("node2"), "127.0.0.1", 10249, "/metrics")[2].decode()
-    assert "nodeport_lb_store_errors_total" in metrics
-    assert 'nodeport_lb_invalid_objects_total{kind="Service"}' in metrics
+    metrics = scrape_metrics(seed.ns("node2"))
+    assert metrics[("nodeport_lb_store_errors_total", frozenset())] >= 1
+    assert metrics[("nodeport_lb_invalid_objects_total", frozenset({("kind", "Service")}))] >= 1
     for store in seed.stores.values():
         (store.path / "junk.yaml").unlink()
     seed.publish(*seed_objects())
+
+
+def test_sync_metrics_carry_kube_proxys_names(seed: SeedLab) -> None:
+    """A dashboard made for kube-proxy reads the agent: sync durations, last sync, and the
+    network programming latency from the slice's change time to the rules being in place."""
+    count = ("kubeproxy_network_programming_duration_seconds_count", frozenset())
+    before = scrape_metrics(seed.ns("node2")).get(count, 0)
+    changed_at = datetime.now(UTC)
+    # a real change (pod-b joins on node1): a rewrite that changes no endpoint programs nothing
+    slice_ = endpoint_slice(
+        "python-lb",
+        APP_PORT,
+        [endpoint(POD_A, "node2"), endpoint(POD_B, "node1")],
+        port_name="http",
+    )
+    slice_["metadata"]["annotations"] = {LAST_CHANGE_TRIGGER_TIME: changed_at.isoformat()}
+    seed.publish(slice_)
+    metrics = wait_for(lambda: (m := scrape_metrics(seed.ns("node2"))).get(count, 0) > before and m)
+    assert metrics[("kubeproxy_sync_proxy_rules_duration_seconds_count", frozenset())] >= 2
+    assert metrics[("kubeproxy_sync_partial_proxy_rules_duration_seconds_count", frozenset())] >= 1
+    last_sync = metrics[("kubeproxy_sync_proxy_rules_last_timestamp_seconds", frozenset())]
+    assert last_sync >= changed_at.timestamp()
+    assert metrics[("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", frozenset())] > 0
+    # the slice said when it changed: one observation per node's sync of it, never below 0
+    assert metrics[("kubeproxy_network_programming_duration_seconds_sum", frozenset())] >= 0
+    seed.publish(seed_objects()[3])
+    wait_for(lambda: hcnp(seed, "node1")[0] == 503)
 
 
 def test_udp_reaches_the_pod_and_stale_flows_are_flushed(seed: SeedLab) -> None:
@@ -279,12 +309,8 @@ def test_kill_9_keeps_traffic_and_restart_keeps_established_connections(seed: Se
     seed.lab.stop(seed.agents["node1"], signal.SIGKILL)
     assert get_json(seed, NODE1, 31000)["peer"] == NODE1  # rules stayed
     seed.start_agent("node1")  # replaces the whole table at startup
-    wait_for(
-        lambda: (
-            "nodeport_lb_last_full_sync_duration_seconds"
-            in http_get(seed.ns("node1"), "127.0.0.1", 10249, "/metrics")[2].decode()
-        )
-    )
+    full_syncs = ("kubeproxy_sync_full_proxy_rules_duration_seconds_count", frozenset())
+    wait_for(lambda: scrape_metrics(seed.ns("node1")).get(full_syncs, 0) >= 1)
     conn.sendall(request)
     assert json.loads(read_response_body(conn))["pod"] == "pod-a"  # the old one still works
     conn.close()

@@ -35,7 +35,10 @@ examples:
   nodeport-lb agent --node-name "$(hostname)" --kubeconfig /etc/nodeport-lb/kubeconfig \\
       --nodeport-addresses 192.0.2.0/24 --agent-check-port 10258
   curl -s http://NODE:HCNP/                  # what a load balancer's health check sees
-  curl -s http://127.0.0.1:10249/metrics     # Prometheus metrics
+  curl -s http://127.0.0.1:10249/metrics     # Prometheus metrics: kube-proxy's names where
+                                             # they mean the same (kubeproxy_sync_proxy_rules_*,
+                                             # kubeproxy_network_programming_duration_seconds),
+                                             # the rest nodeport_lb_*
 """
 
 

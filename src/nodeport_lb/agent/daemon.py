@@ -17,15 +17,18 @@ from pathlib import Path
 from types import FrameType
 
 from nodeport_lb.agent.dataplane import Dataplane, NftError, table_exists
+from nodeport_lb.agent.endpoints import SERVICE_NAME_LABEL, change_trigger_time
 from nodeport_lb.agent.health import HealthServers, ProxyHealth, ServiceHealth
 from nodeport_lb.agent.metrics import AgentMetrics
 from nodeport_lb.agent.rules import RuleConfig
-from nodeport_lb.agent.sources import ChangeQueue, KubeSource, StoreSource
+from nodeport_lb.agent.sources import Batch, ChangeQueue, KubeSource, StoreSource
 from nodeport_lb.agent.state import ClusterState
 from nodeport_lb.model import NodePortRange
 from nodeport_lb.store import ManifestStore
 
 log = logging.getLogger(__name__)
+
+MAX_TRACKED_CHANGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class Agent:
         self._table_missing = threading.Event()  # set by the consistency checker
         self._health: dict[str, ServiceHealth] = {}
         self._gauges_updated = 0.0
+        # when the changes waiting to reach the kernel happened (EndpointSlices that say);
+        # like kube-proxy, changes from before the agent started are not its latency
+        self._change_trigger_times: list[float] = []
+        self._started_at = time.time()
 
     # --- health -------------------------------------------------------------------------
 
@@ -121,8 +128,9 @@ class Agent:
             changed: set[str] | None = set()
             if batch is not None:
                 result = self.state.apply(batch.upserts, batch.deletes)
+                self._note_queued(batch, result.dirty)
                 for _ in result.invalid:
-                    self.metrics.invalid_objects.inc("Service")
+                    self.metrics.invalid_objects.labels("Service").inc()
                 changed = result.dirty
                 if result.node_changed:
                     log.info(
@@ -147,7 +155,7 @@ class Agent:
             mode = self.dataplane.sync(self.state.rules, changed)
         except (NftError, OSError) as exc:
             mode = "full" if changed is None or self.dataplane.need_full_sync else "partial"
-            self.metrics.sync_errors.inc(mode)
+            self.metrics.sync_errors.inc()
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
             log.error("nft transaction failed (%s sync), previous rules kept: %s", mode, exc)
@@ -156,14 +164,37 @@ class Agent:
         elapsed = time.perf_counter() - start
         self._failing_since = None
         self._last_updated = time.time()
-        self.metrics.sync_duration.observe(elapsed, mode)
+        self.metrics.observe_sync(elapsed, mode)
         self.metrics.last_sync_timestamp.set(self._last_updated)
+        for trigger_time in self._change_trigger_times:
+            # a clock skewed against the control plane's must not give a negative latency
+            self.metrics.network_programming_duration.observe(
+                max(0.0, self._last_updated - trigger_time)
+            )
+        self._change_trigger_times.clear()
         if mode == "full":
             self.metrics.last_full_sync_duration.set(elapsed)
             log.info("full sync of %d Services in %.3fs", len(self.state.rules), elapsed)
         else:
             log.debug("partial sync of %d Services in %.3fs", len(changed or ()), elapsed)
         return True
+
+    def _note_queued(self, batch: Batch, dirty: set[str]) -> None:
+        """When the batch was queued, and when each slice change in it that reaches the
+        rules happened (a rewrite that changes no endpoint programs nothing)."""
+        queued_wall_time = time.time() - (time.monotonic() - batch.queued_at)
+        self.metrics.last_queued_timestamp.set(queued_wall_time)
+        for key, obj in batch.upserts.items():
+            # bounded while syncs fail: the oldest changes are kept, they waited longest
+            if len(self._change_trigger_times) >= MAX_TRACKED_CHANGES:
+                break
+            trigger_time = change_trigger_time(obj)
+            if trigger_time is None or trigger_time < self._started_at:
+                continue
+            labels = obj["metadata"].get("labels")  # a slice with a trigger time has metadata
+            service = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, dict) else None
+            if f"{key.namespace}/{service}" in dirty:
+                self._change_trigger_times.append(trigger_time)
 
     def _update_gauges(self) -> None:
         """Totals over every Service: at 10,000 of them, worth doing at most once a second."""

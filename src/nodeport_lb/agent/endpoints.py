@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# Set by the endpointslice controller to when the pod or Service change that rewrote the
+# slice happened: where network programming latency starts.
+LAST_CHANGE_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 
 
 @dataclass(frozen=True)
@@ -103,3 +107,21 @@ def usable_endpoints(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
 def local_ready_count(endpoints: Iterable[Endpoint], node_name: str) -> int:
     """What the hcnp reports: this node's ready endpoints, deduplicated by IP across ports."""
     return len({e.address for e in endpoints if e.ready and e.node_name == node_name})
+
+
+def change_trigger_time(obj: Mapping[str, Any]) -> float | None:
+    """Unix time of the change behind this EndpointSlice, or None when it does not say
+    (or says something that is not an RFC 3339 time with a zone)."""
+    if obj.get("kind") != "EndpointSlice":
+        return None
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if not isinstance(annotations, Mapping):
+        return None
+    value = annotations.get(LAST_CHANGE_TRIGGER_TIME)
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
 
-from nodeport_lb.agent.metrics import AgentMetrics
+from nodeport_lb.agent.metrics import CONTENT_TYPE, AgentMetrics
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class HealthServers:
             )
         except OSError as exc:
             del self._hcnp_servers[port]
-            self.metrics.health_responses.inc("hcnp", "bind_error")
+            self.metrics.health_responses.labels("hcnp", "bind_error").inc()
             log.error("cannot listen on healthCheckNodePort %d of %s: %s", port, key, exc)
             return
         if self._hcnp_wanted.get(port) != key:  # removed while we were binding
@@ -213,19 +213,22 @@ class HealthServers:
         namespace, _, name = key.partition("/")
         health = self._services.get(key) or ServiceHealth(namespace, name, 0)
         response = service_health_response(health, self.proxy_health().healthy)
-        self.metrics.health_responses.inc("hcnp", str(response.status))
+        self.metrics.health_responses.labels("hcnp", str(response.status)).inc()
         return response
 
     def _answer_proxy_health(self, _method: str, path: str) -> HttpResponse:
         response = proxy_health_response(path, self.proxy_health(), time.time())
-        self.metrics.health_responses.inc("healthz", str(response.status))
+        route = path.split("?", 1)[0]
+        if route == "/healthz":
+            self.metrics.healthz_responses.labels(str(response.status)).inc()
+        elif route == "/livez":
+            self.metrics.livez_responses.labels(str(response.status)).inc()
         return response
 
     def _answer_metrics(self, _method: str, path: str) -> HttpResponse:
         if path.split("?", 1)[0] != "/metrics":
             return HttpResponse(404, (("Content-Type", "text/plain"),), b"404 page not found\n")
-        content_type = "text/plain; version=0.0.4; charset=utf-8"
-        return HttpResponse(200, (("Content-Type", content_type),), self.metrics.render().encode())
+        return HttpResponse(200, (("Content-Type", CONTENT_TYPE),), self.metrics.render())
 
     # --- protocol plumbing --------------------------------------------------------------
 
@@ -288,7 +291,7 @@ class HealthServers:
             key = line.decode("latin-1").strip()
             proxy = self.proxy_health()
             reply = agent_check_reply(self._services.get(key), proxy.healthy, proxy.node_eligible)
-            self.metrics.health_responses.inc("agent_check", reply.split()[0])
+            self.metrics.health_responses.labels("agent_check", reply.split()[0]).inc()
             writer.write(reply.encode())
             await writer.drain()
         writer.close()

@@ -1,132 +1,144 @@
-"""Prometheus metrics in the text exposition format, kept by hand (no extra dependency)."""
+"""The agent's Prometheus metrics (prometheus-client), one registry per agent.
+
+Where a metric means what one of kube-proxy's means, it carries kube-proxy's name, help and
+buckets, so dashboards and alerts written for kube-proxy read the agent unchanged; the rest is
+named ``nodeport_lb_*``.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# kube-proxy exports no *_created series; dashboards expect none.
+disable_created_metrics()
 
 PREFIX = "nodeport_lb_"
+KUBE_PROXY_PREFIX = "kubeproxy_"
 
+# The classic text format: every Prometheus version scrapes it.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-def _labels(names: Sequence[str], values: Sequence[str]) -> str:
-    if not names:
-        return ""
-    escaped = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for v in values)
-    return "{" + ",".join(f'{n}="{v}"' for n, v in zip(names, escaped, strict=True)) + "}"
-
-
-def _number(value: float) -> str:
-    """Full precision (timestamps need it); integers without a trailing .0."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-class _Metric:
-    kind = ""
-
-    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
-        self.name = PREFIX + name
-        self.help = help_text
-        self.label_names = tuple(labels)
-        self._values: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
-
-    def render(self) -> list[str]:
-        with self._lock:
-            values = dict(self._values)
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-        for key, value in values.items():
-            lines.append(f"{self.name}{_labels(self.label_names, key)} {_number(value)}")
-        return lines
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def inc(self, *label_values: str, amount: float = 1) -> None:
-        with self._lock:
-            self._values[label_values] = self._values.get(label_values, 0) + amount
-
-    def value(self, *label_values: str) -> float:
-        return self._values.get(label_values, 0)
-
-
-class Gauge(_Metric):
-    kind = "gauge"
-
-    def set(self, value: float, *label_values: str) -> None:
-        with self._lock:
-            self._values[label_values] = value
-
-    def value(self, *label_values: str) -> float:
-        return self._values.get(label_values, 0)
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-    BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-
-    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labels)
-        self._observations: dict[tuple[str, ...], list[float]] = {}  # bucket counts + sum + count
-
-    def observe(self, value: float, *label_values: str) -> None:
-        with self._lock:
-            row = self._observations.setdefault(label_values, [0.0] * (len(self.BUCKETS) + 2))
-            for i, bound in enumerate(self.BUCKETS):
-                if value <= bound:
-                    row[i] += 1
-            row[-2] += value
-            row[-1] += 1
-
-    def render(self) -> list[str]:
-        with self._lock:
-            rows = {k: list(v) for k, v in self._observations.items()}
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-        for key, row in rows.items():
-            for bound, count in zip((*self.BUCKETS, "+Inf"), [*row[:-2], row[-1]], strict=True):
-                labels = _labels((*self.label_names, "le"), (*key, str(bound)))
-                lines.append(f"{self.name}_bucket{labels} {_number(count)}")
-            lines.append(f"{self.name}_sum{_labels(self.label_names, key)} {_number(row[-2])}")
-            lines.append(f"{self.name}_count{_labels(self.label_names, key)} {_number(row[-1])}")
-        return lines
+# kube-proxy's sync buckets: 1 ms doubling 15 times, up to 16.384 s.
+SYNC_BUCKETS = tuple(0.001 * 2**i for i in range(15))
+# kube-proxy's network programming buckets: 0.25 s, 0.5 s, then every second to a minute,
+# every 5 s to two minutes, every 30 s to five minutes.
+NETWORK_PROGRAMMING_BUCKETS = (
+    0.25,
+    0.5,
+    *range(1, 60),
+    *range(60, 120, 5),
+    *range(120, 301, 30),
+)
 
 
 class AgentMetrics:
     """Every metric the agent exports, in one place so names stay consistent."""
 
     def __init__(self) -> None:
-        self.sync_duration = Histogram(
-            "sync_duration_seconds", "Time to compute and apply one ruleset change.", ["mode"]
-        )
-        self.last_sync_timestamp = Gauge(
-            "last_sync_timestamp_seconds", "Unix time the last successful sync was applied."
-        )
-        self.last_full_sync_duration = Gauge(
-            "last_full_sync_duration_seconds", "Duration of the last full (table) sync."
-        )
-        self.sync_errors = Counter("sync_errors_total", "nft transactions that failed.", ["mode"])
-        self.services_programmed = Gauge("services_programmed", "Services with rules.")
-        self.rules_programmed = Gauge("rules_programmed", "nftables rules in the agent's table.")
-        self.endpoints_programmed = Gauge(
-            "endpoints_programmed", "Endpoints that rules DNAT to (this node's view)."
-        )
-        self.health_responses = Counter(
-            "health_responses_total", "Answers of the health servers.", ["server", "code"]
-        )
-        self.store_errors = Counter(
-            "store_errors_total", "Store files that could not be used (parse errors)."
-        )
-        self.invalid_objects = Counter(
-            "invalid_objects_total", "Objects ignored because they do not validate.", ["kind"]
-        )
-        self.watch_errors = Counter(
-            "watch_errors_total", "Kubernetes API list/watch failures.", ["resource"]
-        )
-        self.healthy = Gauge("healthy", "1 when no queued change is older than 2 sync periods.")
+        self.registry = CollectorRegistry(auto_describe=True)
+        # kube-proxy exports the process's CPU, memory and file descriptors too.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for metric in vars(self).values():
-            if isinstance(metric, _Metric):
-                lines += metric.render()
-        return "\n".join(lines) + "\n"
+        def kube_proxy(kind, name: str, help_text: str, **kwargs):  # type: ignore[no-untyped-def]
+            return kind(KUBE_PROXY_PREFIX + name, help_text, registry=self.registry, **kwargs)
+
+        def own(kind, name: str, help_text: str, **kwargs):  # type: ignore[no-untyped-def]
+            return kind(PREFIX + name, help_text, registry=self.registry, **kwargs)
+
+        # --- kube-proxy's names -----------------------------------------------------------
+        self.sync_duration = kube_proxy(
+            Histogram,
+            "sync_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds",
+            buckets=SYNC_BUCKETS,
+        )
+        self.full_sync_duration = kube_proxy(
+            Histogram,
+            "sync_full_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for full resyncs",
+            buckets=SYNC_BUCKETS,
+        )
+        self.partial_sync_duration = kube_proxy(
+            Histogram,
+            "sync_partial_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for partial resyncs",
+            buckets=SYNC_BUCKETS,
+        )
+        self.last_sync_timestamp = kube_proxy(
+            Gauge,
+            "sync_proxy_rules_last_timestamp_seconds",
+            "The last time proxy rules were successfully synced",
+        )
+        self.last_queued_timestamp = kube_proxy(
+            Gauge,
+            "sync_proxy_rules_last_queued_timestamp_seconds",
+            "The last time a sync of proxy rules was queued",
+        )
+        self.network_programming_duration = kube_proxy(
+            Histogram,
+            "network_programming_duration_seconds",
+            "In Cluster Network Programming Latency in seconds",
+            buckets=NETWORK_PROGRAMMING_BUCKETS,
+        )
+        self.sync_errors = kube_proxy(
+            Counter,
+            "sync_proxy_rules_nftables_sync_failures",
+            "Cumulative proxy nftables sync failures",
+        )
+        self.healthz_responses = kube_proxy(
+            Counter, "proxy_healthz", "Cumulative proxy healthz HTTP status", labelnames=["code"]
+        )
+        self.livez_responses = kube_proxy(
+            Counter, "proxy_livez", "Cumulative proxy livez HTTP status", labelnames=["code"]
+        )
+
+        # --- the agent's own ----------------------------------------------------------------
+        self.last_full_sync_duration = own(
+            Gauge, "last_full_sync_duration_seconds", "Duration of the last full (table) sync."
+        )
+        self.services_programmed = own(Gauge, "services_programmed", "Services with rules.")
+        self.rules_programmed = own(
+            Gauge, "rules_programmed", "nftables rules in the agent's table."
+        )
+        self.endpoints_programmed = own(
+            Gauge, "endpoints_programmed", "Endpoints that rules DNAT to (this node's view)."
+        )
+        self.health_responses = own(
+            Counter,
+            "health_responses",
+            "Answers of the healthCheckNodePort servers and the HAProxy agent-check responder.",
+            labelnames=["server", "code"],
+        )
+        self.store_errors = own(
+            Counter, "store_errors", "Store files that could not be used (parse errors)."
+        )
+        self.invalid_objects = own(
+            Counter,
+            "invalid_objects",
+            "Objects ignored because they do not validate.",
+            labelnames=["kind"],
+        )
+        self.watch_errors = own(
+            Counter, "watch_errors", "Kubernetes API list/watch failures.", labelnames=["resource"]
+        )
+        self.healthy = own(
+            Gauge, "healthy", "1 when no queued change is older than 2 sync periods."
+        )
+
+    def observe_sync(self, seconds: float, mode: str) -> None:
+        """One successful sync: the overall histogram and the one of its kind (full|partial)."""
+        self.sync_duration.observe(seconds)
+        (self.full_sync_duration if mode == "full" else self.partial_sync_duration).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -291,7 +291,7 @@ class KubeSource:
                 while not self._stop.is_set():  # a watch that times out resumes where it was
                     version = self._watch(resource, known, version)
             except Exception as exc:  # any failure: count, back off, relist
-                self.metrics.watch_errors.inc(resource.kind)
+                self.metrics.watch_errors.labels(resource.kind).inc()
                 log.warning(
                     "kubernetes: %s list/watch failed: %s; retrying in %.1fs",
                     resource.kind,

@@ -11,10 +11,13 @@ are ever changed or removed.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
+from nodeport_lb.agent.endpoints import LAST_CHANGE_TRIGGER_TIME
 from nodeport_lb.lab.state import LabPod
 from nodeport_lb.store import ManifestStore, ObjectKey
 
@@ -158,8 +161,14 @@ def sync_endpoint_slices(store: ManifestStore, pods: Iterable[LabPod]) -> list[s
             current = contents.objects.get(
                 ObjectKey("EndpointSlice", meta["namespace"], meta["name"])
             )
-            if current != slice_:
-                store.write(slice_)  # unchanged slices are not rewritten: no agent churn
+            if _without_trigger_time(current) != slice_:
+                # unchanged slices are not rewritten: no agent churn. A rewritten one says
+                # when, as Kubernetes' controller does (the agents' network programming time).
+                stamped = copy.deepcopy(slice_)
+                stamped["metadata"]["annotations"] = {
+                    LAST_CHANGE_TRIGGER_TIME: datetime.now(UTC).isoformat(timespec="microseconds")
+                }
+                store.write(stamped)
                 changes.append(f"wrote EndpointSlice {meta['namespace']}/{meta['name']}")
         for existing in contents.of_kind("EndpointSlice"):
             meta = existing.get("metadata") or {}
@@ -169,3 +178,14 @@ def sync_endpoint_slices(store: ManifestStore, pods: Iterable[LabPod]) -> list[s
                 store.delete("EndpointSlice", *key)
                 changes.append(f"removed EndpointSlice {key[0]}/{key[1]}")
     return changes
+
+
+def _without_trigger_time(slice_: dict[str, Any] | None) -> dict[str, Any] | None:
+    if slice_ is None:
+        return None
+    bare = copy.deepcopy(slice_)
+    annotations = bare.get("metadata", {}).get("annotations") or {}
+    annotations.pop(LAST_CHANGE_TRIGGER_TIME, None)
+    if not annotations:
+        bare.get("metadata", {}).pop("annotations", None)
+    return bare
