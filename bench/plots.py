@@ -1,0 +1,134 @@
+"""PNG plots of the benches' JSON (matplotlib, from the ``bench`` extra; no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: works without a display
+import matplotlib.pyplot as plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _load_note(result: dict) -> str:
+    return (
+        f"{result.get('cpus')} CPUs, load {result['load_average_before'][0]} → "
+        f"{result['load_average_after'][0]} (shared machine)"
+    )
+
+
+def plot_agent_scale(result: dict, out: Path) -> list[Path]:
+    sizes = result["sizes"]
+    n = [s["services"] for s in sizes]
+    paths = []
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    ax.plot(n, [s["full_sync_seconds"] for s in sizes], "o-", label="full sync (agent)")
+    ax.plot(
+        n,
+        [s["cold_start_to_rules_applied_seconds"] for s in sizes],
+        "s-",
+        label="cold start → rules in",
+    )
+    ax.plot(
+        n, [s["restart_to_rules_applied_seconds"] for s in sizes], "^-", label="restart → rules in"
+    )
+    if all("api_source" in s for s in sizes):
+        ax.plot(
+            n,
+            [s["api_source"]["start_to_rules_applied_seconds"] for s in sizes],
+            "v--",
+            label="API source: start → rules in",
+        )
+    ax.axhline(0.4, color="grey", ls=":", lw=1)
+    ax.axhline(1.5, color="grey", ls="--", lw=1)
+    ax.set(
+        xlabel="Services",
+        ylabel="seconds",
+        title="full sync and start (targets at 10k: 0.4 s, 1.5 s)",
+        xscale="log",
+    )
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    ax.plot(
+        n,
+        [s["endpoint_change_to_rules_applied_ms"]["p50"] for s in sizes],
+        "o-",
+        label="→ rules p50",
+    )
+    ax.plot(
+        n,
+        [s["endpoint_change_to_rules_applied_ms"]["p99"] for s in sizes],
+        "o--",
+        label="→ rules p99",
+    )
+    ax.plot(
+        n, [s["endpoint_change_to_hcnp_flip_ms"]["p99"] for s in sizes], "s--", label="→ hcnp p99"
+    )
+    if all("api_source" in s for s in sizes):
+        ax.plot(
+            n,
+            [s["api_source"]["watch_event_to_hcnp_flip_ms"]["p99"] for s in sizes],
+            "v:",
+            label="API watch → hcnp p99",
+        )
+    for y in (5, 15, 20):
+        ax.axhline(y, color="grey", ls=":", lw=1)
+    ax.set(
+        xlabel="Services",
+        ylabel="ms",
+        title="one endpoint change (targets 5 / 15 / 20 ms)",
+        xscale="log",
+    )
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    ax.plot(n, [s["rss_mb"] for s in sizes], "o-", label="resident (store source)")
+    if all("api_source" in s for s in sizes):
+        ax.plot(n, [s["api_source"]["rss_mb"] for s in sizes], "v--", label="resident (API source)")
+    ax.axhline(150, color="grey", ls=":", lw=1)
+    ax.set(
+        xlabel="Services",
+        ylabel="MB",
+        title="agent memory, from /proc (target 150 MB at 10k)",
+        xscale="log",
+    )
+    ax.legend(fontsize=7)
+    fig.suptitle(f"nodeport-lb agent at scale — {_load_note(result)}", fontsize=9)
+    paths.append(_save(fig, out / "agent_scale_curves.png"))
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for s in sizes:
+        for ax, key in zip(axes, ("to_rules", "to_hcnp"), strict=True):
+            values = sorted(s["samples_ms"][key])
+            ax.plot(
+                values,
+                [(i + 1) / len(values) for i in range(len(values))],
+                label=f"{s['services']} Services",
+            )
+    for ax, title in zip(axes, ("change → rules applied", "change → hcnp flipped"), strict=True):
+        ax.set(xlabel="ms", ylabel="fraction of changes", title=title, xscale="log")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"latency distributions — {_load_note(result)}", fontsize=9)
+    paths.append(_save(fig, out / "agent_scale_latency.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    stages = list(sizes[0]["profile"]["change_stages_ms_p50"])
+    bottom = [0.0] * len(sizes)
+    labels = [str(x) for x in n]
+    for stage in stages:
+        values = [s["profile"]["change_stages_ms_p50"][stage] for s in sizes]
+        ax.bar(labels, values, bottom=bottom, label=stage)
+        bottom = [a + b for a, b in zip(bottom, values, strict=True)]
+    ax.set(xlabel="Services", ylabel="ms (median per change)", title="where one change's time goes")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "agent_scale_profile.png"))
+    return paths
