@@ -13,6 +13,20 @@ Health checks follow what cloud controllers do for ``externalTrafficPolicy``:
   answers 503 where the node has no local ready pod). A TCP check is refused: the hcnp is open
   on every node, so it would always pass and send traffic to nodes that drop it.
 - Cluster: HTTP ``GET /healthz`` on the node proxy's healthz port (10256), as kube-proxy.
+
+How the pods learn the client's address (``load_balancer.client_address``):
+
+- ``transparent`` (default for eTP Local where every node runs the agent): HAProxy connects to
+  the node *from the client's address* (``source 0.0.0.0 usesrc clientip``); the load
+  balancers' TPROXY rules hand the replies back to HAProxy, and each node's agent routes the
+  replies of a load balancer's connections back through that load balancer. Any application
+  sees the client as its TCP peer.
+- ``proxy-v2`` / ``proxy-v1``: a PROXY protocol header first on each connection (the
+  application must parse it).
+- ``forwardfor``: an ``X-Forwarded-For`` header (mode http only).
+- ``none``: the pod sees the load balancer's address.
+
+Health checks always go plainly (no PROXY header, from the load balancer's own address).
 """
 
 from __future__ import annotations
@@ -39,6 +53,17 @@ _TIME = re.compile(r"^[0-9]+(us|ms|s|m|h|d)?$")
 _HAPROXY_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+CLIENT_ADDRESS_MODES = ("transparent", "proxy-v2", "proxy-v1", "forwardfor", "none")
+# The HAProxy backend line that makes connections to the nodes leave from the client's address.
+TRANSPARENT_SOURCE = "source 0.0.0.0 usesrc clientip"
+# The load balancers' TPROXY return path: packets of HAProxy's transparent sockets get this
+# mark, and the policy rule sends marked packets to a table that delivers them locally.
+TPROXY = {
+    "nft_table": "inet nodeport-lb-tproxy",
+    "mark": "0x00010000",
+    "route_table": 4200,
+    "rule_priority": 4200,
+}
 BALANCE_ALGORITHMS = ("source", "roundrobin", "leastconn", "static-rr", "first", "random")
 # Hash-based algorithms are static in HAProxy unless hash-type is consistent: without it the
 # agent-check weights would be ignored (and every node change would reshuffle all clients).
@@ -125,13 +150,17 @@ class Host:
     name: str
     address: str
     priority: int | None = None  # keepalived priority (load balancers only)
+    # nodes only: the nodeport-lb agent runs there (standalone or beside kube-proxy), so it
+    # can route replies back through the load balancer that opened the connection
+    agent: bool = True
 
 
 def hosts_from_inventory(
     hostvars: Iterable[Mapping[str, Any]], address_var: str = "nodeport_lb_node_address"
 ) -> list[dict[str, Any]]:
-    """[{name, address, priority}] from inventory hostvars: ``address_var`` when set (an
-    address on the load balancers' network), else ``ansible_host``, else the host's name."""
+    """[{name, address, priority, agent}] from inventory hostvars: ``address_var`` when set
+    (an address on the load balancers' network), else ``ansible_host``, else the host's name;
+    ``agent`` is ``nodeport_lb_node_agent`` (default true: site.yml installs it on every node)."""
     hosts = []
     for host_vars in hostvars:
         name = str(host_vars.get("inventory_hostname"))
@@ -141,6 +170,7 @@ def hosts_from_inventory(
                 "name": name,
                 "address": str(address),
                 "priority": host_vars.get("nodeport_lb_keepalived_priority"),
+                "agent": host_vars.get("nodeport_lb_node_agent", True),
             }
         )
     return hosts
@@ -162,7 +192,8 @@ def _hosts(items: Any, where: str) -> list[Host]:
             priority = _int(priority, f"{name}: nodeport_lb_keepalived_priority", 1, 254)
         if any(h.name == name for h in hosts):
             raise PlanError(f"{where}[{index}]: host {name} is listed twice")
-        hosts.append(Host(name, address, priority))
+        agent = _bool(item.get("agent", True), f"{name}: nodeport_lb_node_agent")
+        hosts.append(Host(name, address, priority, agent))
     return hosts
 
 
@@ -193,6 +224,8 @@ class HAProxySettings:
     stats_socket: str = "/run/haproxy/admin.sock"
     log: str = "/dev/log local0"
     chroot: str = "/var/lib/haproxy"
+    # Who HAProxy runs as: set by the systemd unit (User=/Group= with the capabilities it
+    # needs), never by a `user` line, which HAProxy refuses together with usesrc clientip.
     user: str = "haproxy"
     group: str = "haproxy"
 
@@ -230,33 +263,61 @@ class HAProxySettings:
         )
 
 
+DEPRECATED_CLIENT_ADDRESS_KEYS = (
+    "{where}.{key}: deprecated, use client_address: {mode} (the one setting for how the "
+    "pods learn the client's address)"
+)
+LOCAL_WITHOUT_CLIENT_ADDRESS = (
+    "{where}: externalTrafficPolicy is Local, which is chosen to keep the client's address, "
+    "but with client_address: none the pods see the load balancer's address ({reason}); use "
+    "client_address: transparent (every node runs the nodeport-lb agent), proxy-v2 (the "
+    "application parses PROXY headers) or forwardfor (mode http)"
+)
+
+
 @dataclass(frozen=True)
 class LoadBalancerOptions:
     """A Service's own ``load_balancer:`` settings."""
 
     enabled: bool
     mode: str = "tcp"  # tcp | http
-    proxy_protocol: str = "none"  # none | v1 | v2
-    forwardfor: bool = False
+    client_address: str = "none"  # one of CLIENT_ADDRESS_MODES
     healthcheck: str = "http"  # http | tcp
     agent_check: bool = False
     vip: str = ""
     balance: str = ""
+    warnings: tuple[str, ...] = ()
 
     KEYS = (
         "enabled",
         "mode",
-        "proxy_protocol",
-        "forwardfor",
+        "client_address",
+        "proxy_protocol",  # deprecated: client_address proxy-v1 / proxy-v2
+        "forwardfor",  # deprecated: client_address forwardfor
         "healthcheck",
         "agent_check",
         "vip",
         "balance",
     )
 
+    @property
+    def proxy_protocol(self) -> str:
+        """none | v1 | v2: the PROXY header HAProxy puts before each connection's data."""
+        return {"proxy-v2": "v2", "proxy-v1": "v1"}.get(self.client_address, "none")
+
+    @property
+    def transparent(self) -> bool:
+        return self.client_address == "transparent"
+
     @classmethod
     def parse(
-        cls, given: Any, *, service_type: str, local: bool, where: str
+        cls,
+        given: Any,
+        *,
+        service_type: str,
+        local: bool,
+        where: str,
+        nodes_without_agent: tuple[str, ...] = (),
     ) -> LoadBalancerOptions:
         if given is None:
             given = {}
@@ -266,16 +327,53 @@ class LoadBalancerOptions:
         # Only LoadBalancer Services get a VIP by default; others on request.
         enabled = _bool(given.get("enabled", service_type == "LoadBalancer"), f"{where}.enabled")
         mode = _choice(given.get("mode", "tcp"), f"{where}.mode", ("tcp", "http"))
-        proxy = given.get("proxy_protocol", "none")
-        if proxy in (False, None):
-            proxy = "none"
-        proxy = _choice(proxy, f"{where}.proxy_protocol", ("none", "v1", "v2"))
-        forwardfor = _bool(given.get("forwardfor", mode == "http"), f"{where}.forwardfor")
-        if forwardfor and mode != "http":
-            raise PlanError(
-                f"{where}.forwardfor: X-Forwarded-For needs mode: http (in tcp mode HAProxy "
-                "does not parse HTTP); use proxy_protocol: v2 to hand on the client address"
+        warnings: list[str] = []
+        legacy = _legacy_client_address(given, where, warnings)
+        if "client_address" in given:
+            client_address = _choice(
+                given["client_address"], f"{where}.client_address", CLIENT_ADDRESS_MODES
             )
+            if legacy is not None and legacy != client_address:
+                raise PlanError(
+                    f"{where}: client_address: {client_address} contradicts the deprecated "
+                    f"proxy_protocol/forwardfor (= {legacy}); keep client_address only"
+                )
+        elif legacy is not None:
+            client_address = legacy
+        elif local and not nodes_without_agent:
+            client_address = "transparent"
+        elif mode == "http":
+            client_address = "forwardfor"
+        else:
+            client_address = "none"
+        if client_address == "forwardfor" and mode != "http":
+            raise PlanError(
+                f"{where}.client_address: forwardfor (X-Forwarded-For) needs mode: http (in tcp "
+                "mode HAProxy does not parse HTTP); use proxy-v2 or transparent"
+            )
+        if client_address == "transparent":
+            if not local:
+                raise PlanError(
+                    f"{where}.client_address: transparent is for externalTrafficPolicy: Local; "
+                    "with Cluster the node masquerades, so the pod sees the node's address "
+                    "whatever the load balancer does"
+                )
+            if nodes_without_agent:
+                raise PlanError(
+                    f"{where}.client_address: transparent needs the nodeport-lb agent on every "
+                    "node (it routes the replies back through the load balancer that opened "
+                    f"the connection); {', '.join(nodes_without_agent)} do(es) not run it "
+                    "(nodeport_lb_node_agent: false): their replies would go straight to the "
+                    "client, which drops them. Use proxy-v2 or run the agent there."
+                )
+        if local and client_address == "none" and enabled:
+            reason = (
+                f"{', '.join(nodes_without_agent)} do(es) not run the nodeport-lb agent, so "
+                "transparent mode is off"
+                if nodes_without_agent and "client_address" not in given
+                else "nothing hands it on"
+            )
+            warnings.append(LOCAL_WITHOUT_CLIENT_ADDRESS.format(where=where, reason=reason))
         healthcheck = _choice(
             given.get("healthcheck", "http"), f"{where}.healthcheck", ("http", "tcp")
         )
@@ -290,7 +388,48 @@ class LoadBalancerOptions:
         balance = str(given.get("balance") or "")
         if balance:
             _choice(balance, f"{where}.balance", BALANCE_ALGORITHMS)
-        return cls(enabled, mode, proxy, forwardfor, healthcheck, agent_check, vip, balance)
+        return cls(
+            enabled,
+            mode,
+            client_address,
+            healthcheck,
+            agent_check,
+            vip,
+            balance,
+            tuple(warnings),
+        )
+
+
+def _legacy_client_address(given: Mapping[str, Any], where: str, warnings: list[str]) -> str | None:
+    """The client_address the deprecated proxy_protocol / forwardfor keys mean (None: unset)."""
+    meant: list[str] = []
+    if "proxy_protocol" in given:
+        proxy = given["proxy_protocol"]
+        if proxy in (False, None):
+            proxy = "none"
+        proxy = _choice(proxy, f"{where}.proxy_protocol", ("none", "v1", "v2"))
+        mode = {"v1": "proxy-v1", "v2": "proxy-v2"}.get(proxy, "none")
+        warnings.append(
+            DEPRECATED_CLIENT_ADDRESS_KEYS.format(where=where, key="proxy_protocol", mode=mode)
+        )
+        if mode != "none":
+            meant.append(mode)
+    if "forwardfor" in given:
+        forwardfor = _bool(given["forwardfor"], f"{where}.forwardfor")
+        warnings.append(
+            DEPRECATED_CLIENT_ADDRESS_KEYS.format(
+                where=where, key="forwardfor", mode="forwardfor" if forwardfor else "none"
+            )
+        )
+        if forwardfor:
+            meant.append("forwardfor")
+    if len(meant) > 1:
+        raise PlanError(
+            f"{where}: proxy_protocol and forwardfor both set; choose one client_address"
+        )
+    if meant:
+        return meant[0]
+    return "none" if ("proxy_protocol" in given or "forwardfor" in given) else None
 
 
 @dataclass(frozen=True)
@@ -321,6 +460,7 @@ class Listener:
     default_server: str
     servers: tuple[Server, ...]
     check: str  # human summary, e.g. "http GET / on hcnp 31897 expect 200"
+    client_address: str = "none"  # how the pods learn the client's address
 
     @property
     def bind(self) -> str:
@@ -333,6 +473,11 @@ class HAProxyPlan:
     vips: tuple[str, ...]
     listeners: tuple[Listener, ...]
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def transparent(self) -> bool:
+        """Some backend connects from the clients' addresses (TPROXY needed on the LBs)."""
+        return any(listener.client_address == "transparent" for listener in self.listeners)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for Jinja and Ansible facts (properties included)."""
@@ -347,6 +492,8 @@ class HAProxyPlan:
             "vips": list(self.vips),
             "listeners": listeners,
             "warnings": list(self.warnings),
+            "transparent": self.transparent,
+            "tproxy": dict(TPROXY),
         }
 
 
@@ -403,9 +550,11 @@ def plan_haproxy(
             service_type=svc_type,
             local=local,
             where=f"{where}: load_balancer",
+            nodes_without_agent=tuple(node.name for node in node_list if not node.agent),
         )
         if not options.enabled:
             continue
+        warnings += options.warnings
         if svc_type not in ("LoadBalancer", "NodePort"):
             raise PlanError(f"{where}: type {svc_type} has no nodePorts to balance")
         hcnp = int(service.get("health_check_node_port") or 0)
@@ -438,8 +587,11 @@ def plan_haproxy(
         else:
             check = "tcp connect to the nodePort"
             check_options = "check"
-        if options.forwardfor:
+        if options.client_address == "forwardfor":
             backend_options.append("option forwardfor")
+        if options.transparent:
+            # checks carry no client: HAProxy sends them from this host's own address
+            backend_options.append(TRANSPARENT_SOURCE)
         if config.redispatch:
             backend_options.append("option redispatch")
         backend_options.append(f"retries {config.retries}")
@@ -494,6 +646,7 @@ def plan_haproxy(
                         for node in node_list
                     ),
                     check=check,
+                    client_address=options.client_address,
                 )
             )
     return HAProxyPlan(config, tuple(vip_list), tuple(listeners), tuple(warnings))

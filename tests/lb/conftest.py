@@ -21,7 +21,7 @@ PYTHON_LB: dict[str, Any] = {
     ],
     "node_ports": {"http": 31001},
     "health_check_node_port": HCNP,
-    "load_balancer": {"proxy_protocol": "v2"},
+    "load_balancer": {"client_address": "proxy-v2"},
 }
 
 NODES = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from nodeport_lb.loadbalancer import (
+    TRANSPARENT_SOURCE,
     PlanError,
     hosts_from_inventory,
     interface_for,
@@ -76,7 +77,7 @@ def test_proxy_v2_on_traffic_never_on_checks() -> None:
         assert f"port {HCNP}" in server.options
     plain = only(plan_haproxy([service(load_balancer={})], NODES, VIPS))
     assert all("send-proxy" not in s.options for s in plain.servers)
-    v1 = only(plan_haproxy([service(load_balancer={"proxy_protocol": "v1"})], NODES, VIPS))
+    v1 = only(plan_haproxy([service(load_balancer={"client_address": "proxy-v1"})], NODES, VIPS))
     assert all("send-proxy " in s.options + " " for s in v1.servers)
 
 
@@ -96,12 +97,79 @@ def test_agent_check_weights_on_by_default_for_local() -> None:
 
 
 def test_http_mode_adds_forwardfor_and_tcp_mode_refuses_it() -> None:
-    listener = only(plan_haproxy([service(load_balancer={"mode": "http"})], NODES, VIPS))
-    assert listener.mode == "http"
+    cluster = {"external_traffic_policy": "Cluster", "health_check_node_port": 0}
+    listener = only(plan_haproxy([service(**cluster, load_balancer={"mode": "http"})], NODES, VIPS))
+    assert listener.mode == "http" and listener.client_address == "forwardfor"
     assert "option forwardfor" in listener.backend_options
     assert "option httplog" in listener.frontend_options
-    with pytest.raises(PlanError, match="X-Forwarded-For needs mode: http"):
-        plan_haproxy([service(load_balancer={"forwardfor": True})], NODES, VIPS)
+    chosen = {"mode": "http", "client_address": "forwardfor"}
+    local = only(plan_haproxy([service(load_balancer=chosen)], NODES, VIPS))
+    assert "option forwardfor" in local.backend_options
+    assert TRANSPARENT_SOURCE not in local.backend_options
+    with pytest.raises(PlanError, match=r"forwardfor \(X-Forwarded-For\) needs mode: http"):
+        plan_haproxy([service(load_balancer={"client_address": "forwardfor"})], NODES, VIPS)
+
+
+def test_transparent_is_the_default_for_local_where_nodes_run_the_agent() -> None:
+    plan = plan_haproxy([service(load_balancer={})], NODES, VIPS)
+    listener = only(plan)
+    assert listener.client_address == "transparent" and plan.transparent
+    assert TRANSPARENT_SOURCE in listener.backend_options
+    # no PROXY header, and the checks stay HTTP on the hcnp
+    for server in listener.servers:
+        assert "send-proxy" not in server.options and f"check port {HCNP}" in server.options
+    assert plan.warnings == ()
+    assert plan.to_dict()["tproxy"]["route_table"] == 4200
+    # eTP Cluster: the node masquerades anyway, so no transparent by default, and refused
+    cluster = {"external_traffic_policy": "Cluster", "health_check_node_port": 0}
+    assert (
+        only(plan_haproxy([service(**cluster, load_balancer={})], NODES, VIPS)).client_address
+        == "none"
+    )
+    with pytest.raises(PlanError, match="with Cluster the node masquerades"):
+        plan_haproxy(
+            [service(**cluster, load_balancer={"client_address": "transparent"})], NODES, VIPS
+        )
+
+
+def test_transparent_refused_and_warned_where_a_node_has_no_agent() -> None:
+    nodes = [NODES[0], {**NODES[1], "agent": False}, NODES[2]]
+    with pytest.raises(PlanError, match=r"node2 do\(es\) not run it"):
+        plan_haproxy([service(load_balancer={"client_address": "transparent"})], nodes, VIPS)
+    plan = plan_haproxy([service(load_balancer={})], nodes, VIPS)
+    assert only(plan).client_address == "none"
+    (warning,) = plan.warnings
+    assert "Service default/python-lb" in warning and "load balancer's address" in warning
+    assert "node2 do(es) not run the nodeport-lb agent" in warning
+    # chosen explicitly: still warned, with its own reason
+    (warning,) = plan_haproxy(
+        [service(load_balancer={"client_address": "none"})], NODES, VIPS
+    ).warnings
+    assert "nothing hands it on" in warning
+    with pytest.raises(PlanError, match="nodeport_lb_node_agent"):
+        plan_haproxy([service()], [{**NODES[0], "agent": "yes"}], VIPS)
+
+
+def test_old_names_still_work_with_a_deprecation_warning() -> None:
+    v2 = plan_haproxy([service(load_balancer={"proxy_protocol": "v2"})], NODES, VIPS)
+    assert only(v2).client_address == "proxy-v2"
+    assert all("send-proxy-v2" in s.options for s in only(v2).servers)
+    (warning,) = v2.warnings
+    assert "proxy_protocol: deprecated, use client_address: proxy-v2" in warning
+    http = {"mode": "http", "forwardfor": True}
+    ff = plan_haproxy([service(load_balancer=http)], NODES, VIPS)
+    assert only(ff).client_address == "forwardfor"
+    assert "forwardfor: deprecated, use client_address: forwardfor" in ff.warnings[0]
+    off = plan_haproxy([service(load_balancer={"proxy_protocol": False})], NODES, VIPS)
+    assert only(off).client_address == "none"  # the old spelling of "nothing" is kept
+    with pytest.raises(PlanError, match="contradicts the deprecated"):
+        plan_haproxy(
+            [service(load_balancer={"proxy_protocol": "v2", "client_address": "transparent"})],
+            NODES,
+            VIPS,
+        )
+    with pytest.raises(PlanError, match="is not one of transparent, proxy-v2"):
+        plan_haproxy([service(load_balancer={"client_address": "proxy"})], NODES, VIPS)
 
 
 def test_tunables_and_their_validation() -> None:
@@ -217,6 +285,8 @@ def test_hosts_from_inventory_prefers_the_explicit_address() -> None:
         ("node2", "10.0.0.2"),
         ("node3.example.com", "node3.example.com"),
     ]
+    hostvars[0]["nodeport_lb_node_agent"] = False
+    assert [h["agent"] for h in hosts_from_inventory(hostvars)] == [False, True, True]
 
 
 # ------------------------------------------------------------------------------- keepalived

@@ -115,3 +115,25 @@ def test_rendered_keepalived_conf_is_valid(
         assert "nopreempt" in text
     path.write_text(text.replace("advert_int", "advert_interval"))
     assert subprocess.run(command, capture_output=True, timeout=30).returncode
+
+
+@needs_haproxy
+def test_transparent_config_and_the_tproxy_files_pass_their_checks(tmp_path: Path) -> None:
+    plan = plan_haproxy([service(load_balancer={})], NODES, VIPS, {"maxconn": 1000}).to_dict()
+    text = render_template("haproxy.cfg.j2", plan=plan)
+    assert haproxy_check(text, tmp_path).returncode == 0
+    assert text.count("source 0.0.0.0 usesrc clientip") == 1  # one backend
+    # HAProxy refuses a `user` line with usesrc: systemd sets the user instead
+    assert not [line for line in text.splitlines() if line.strip().startswith(("user ", "group "))]
+    nft_file = tmp_path / "tproxy.nft"
+    nft_file.write_text(render_template("nodeport-lb-tproxy.nft.j2", tproxy=plan["tproxy"]))
+    if os.geteuid() == 0 and shutil.which("nft"):
+        check = subprocess.run(["nft", "-c", "-f", str(nft_file)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+    script = render_template("nodeport-lb-tproxy.sh.j2", tproxy=plan["tproxy"], nft_file=nft_file)
+    assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+    assert 'lookup "$TABLE" priority "$PRIORITY"' in script and "TABLE=4200" in script
+    drop_in = render_template(
+        "haproxy-nodeport-lb.conf.j2", user="haproxy", group="haproxy", pidfile="/run/haproxy/x.pid"
+    )
+    assert "User=haproxy" in drop_in and "CAP_NET_RAW" in drop_in and "CAP_SYS_ADMIN" not in drop_in

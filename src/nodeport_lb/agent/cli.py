@@ -25,6 +25,11 @@ answers load balancers' health checks:
   healthCheckNodePort            one HTTP server per LoadBalancer + Local Service:
                                  200 with localEndpoints >= 1, else 503 (kube-proxy's body)
 
+With --load-balancer (one per load balancer), the replies of connections a load
+balancer opens from a client's address (HAProxy's transparent mode) are routed back
+through that load balancer: a mark per load balancer, set from its link-layer address, in
+`table inet nodeport-lb-return-path`, and `ip rule fwmark MARK lookup TABLE`.
+
 Objects come from a manifest store directory (--manifests, changes picked up within
 100 ms) or from the Kubernetes API (--kubeconfig). Stopping or killing the agent leaves
 the rules in place so traffic keeps flowing; a restart reconciles them."""
@@ -34,6 +39,9 @@ examples:
   nodeport-lb agent --node-name node1 --manifests /etc/nodeport-lb/manifests
   nodeport-lb agent --node-name "$(hostname)" --kubeconfig /etc/nodeport-lb/kubeconfig \\
       --nodeport-addresses 192.0.2.0/24 --agent-check-port 10258
+  nodeport-lb agent --node-name node1 --manifests /etc/nodeport-lb/manifests \
+      --load-balancer lb1,52:54:00:aa:bb:01,192.0.2.101 \
+      --load-balancer lb2,52:54:00:aa:bb:02,192.0.2.102
   curl -s http://NODE:HCNP/                  # what a load balancer's health check sees
   curl -s http://127.0.0.1:10249/metrics     # Prometheus metrics: kube-proxy's names where
                                              # they mean the same (kubeproxy_sync_proxy_rules_*,
@@ -105,6 +113,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "change waits longer than twice this (default: 30)",
     )
     parser.add_argument(
+        "--load-balancer",
+        metavar="NAME,MAC,ADDRESS",
+        dest="load_balancers",
+        type=_load_balancer,
+        action="append",
+        default=[],
+        help="a load balancer in front of this node (repeat for each): replies of the "
+        "connections it opens from a client's address go back through it",
+    )
+    parser.add_argument(
         "--allow-kube-proxy",
         action="store_true",
         help="start even though kube-proxy seems to be running here (they would compete)",
@@ -146,10 +164,14 @@ def run(args: argparse.Namespace) -> int:
         agent_check_address=("0.0.0.0", args.agent_check_port) if args.agent_check_port else None,
         node_port_range=args.service_node_port_range,
         sync_period=args.sync_period,
+        load_balancers=tuple(args.load_balancers),
     )
     try:
         agent = Agent(config)
         return agent.run()
+    except ValueError as exc:  # e.g. two --load-balancer with the same address
+        print(f"nodeport-lb agent: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(
             f"nodeport-lb agent: cannot start: {exc} (another kube-proxy or agent on this port?)",
@@ -168,6 +190,15 @@ def _address(text: str) -> tuple[str, int]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{host!r} is not an IP address") from exc
     return host.strip("[]"), _port(port)
+
+
+def _load_balancer(text: str) -> object:
+    from nodeport_lb.agent.return_path import LoadBalancerPeer
+
+    try:
+        return LoadBalancerPeer.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _port(text: str) -> int:

@@ -20,6 +20,7 @@ from nodeport_lb.agent.dataplane import Dataplane, NftError, table_exists
 from nodeport_lb.agent.endpoints import SERVICE_NAME_LABEL, change_trigger_time
 from nodeport_lb.agent.health import HealthServers, ProxyHealth, ServiceHealth
 from nodeport_lb.agent.metrics import AgentMetrics
+from nodeport_lb.agent.return_path import LoadBalancerPeer, ReturnPath
 from nodeport_lb.agent.rules import RuleConfig
 from nodeport_lb.agent.sources import Batch, ChangeQueue, KubeSource, StoreSource
 from nodeport_lb.agent.state import ClusterState
@@ -45,6 +46,8 @@ class AgentConfig:
     full_sync_period: float = 3600.0
     nft: str = "nft"
     conntrack: str = "conntrack"
+    # load balancers whose transparent connections' replies go back through them
+    load_balancers: tuple[LoadBalancerPeer, ...] = ()
 
 
 class Agent:
@@ -56,6 +59,11 @@ class Agent:
         self.state = ClusterState(rule_config, config.node_port_range)
         self.dataplane = Dataplane(rule_config, config.nft, config.conntrack)
         self.health = HealthServers(self.metrics, self.proxy_health)
+        self.return_path = (
+            ReturnPath(config.load_balancers, config.nft, period=config.sync_period)
+            if config.load_balancers
+            else None
+        )
         self.source: StoreSource | KubeSource
         if config.manifests is not None:
             self.source = StoreSource(
@@ -94,6 +102,9 @@ class Agent:
             self.config.metrics_address,
             self.config.agent_check_address,
         )
+        if self.return_path is not None:
+            # independent of the NodePort rules and of the source: in place before them
+            self.return_path.start()
         self.source.initial_load()
         self.source.start()
         threading.Thread(target=self._check_table, name="table-check", daemon=True).start()
@@ -102,6 +113,8 @@ class Agent:
         finally:
             self.source.stop()
             self.health.stop()
+            if self.return_path is not None:
+                self.return_path.stop()
         # the rules stay: a stopped agent must not black-hole the node (design.md §3.3)
         log.info("stopped; nftables rules left in place")
         return 0
