@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE
 from nodeport_lb.loadbalancer import PlanError
 from nodeport_lb.model import NodePortRange
 
@@ -28,14 +29,14 @@ def _bind(value: Any, where: str) -> str:
 def agent_arguments(
     *,
     node_name: str,
+    mode: str = STANDALONE,
     manifests: str = "",
     kubeconfig: str = "",
     nodeport_addresses: Iterable[str] = (),
     healthz_bind_address: str = "0.0.0.0:10256",
-    metrics_bind_address: str = "127.0.0.1:10249",
+    metrics_bind_address: str = "",
     agent_check_port: int = 10257,
     service_node_port_range: str = "30000-32767",
-    allow_kube_proxy: bool = False,
     extra_args: Iterable[str] = (),
 ) -> list[str]:
     """Arguments after `nodeport-lb agent`; PlanError names the bad variable."""
@@ -44,7 +45,12 @@ def agent_arguments(
             "node_proxy: set exactly one source: nodeport_lb_node_manifests_path (manifest "
             "store) or nodeport_lb_node_proxy_kubeconfig (Kubernetes API)"
         )
-    args = ["--node-name", str(node_name)]
+    if mode not in MODES:
+        raise PlanError(
+            f"node_proxy: agent mode {mode!r} is not one of {', '.join(MODES)} "
+            "(nodeport_lb_node_proxy_mode picks it, or auto-detects it)"
+        )
+    args = ["--mode", mode, "--node-name", str(node_name)]
     args += ["--manifests", str(manifests)] if manifests else ["--kubeconfig", str(kubeconfig)]
     cidrs = []
     for index, cidr in enumerate(nodeport_addresses or ()):
@@ -56,8 +62,11 @@ def agent_arguments(
             ) from None
     if cidrs:
         args += ["--nodeport-addresses", ",".join(cidrs)]
-    args += ["--healthz-bind-address", _bind(healthz_bind_address, "healthz bind address")]
-    args += ["--metrics-bind-address", _bind(metrics_bind_address, "metrics bind address")]
+    healthz = _bind(healthz_bind_address, "healthz bind address")
+    if mode != COMPANION:  # beside kube-proxy, kube-proxy holds /healthz
+        args += ["--healthz-bind-address", healthz]
+    if metrics_bind_address:  # else the agent's default for its mode
+        args += ["--metrics-bind-address", _bind(metrics_bind_address, "metrics bind address")]
     port = str(agent_check_port)
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise PlanError(f"nodeport_lb_agent_check_port: {agent_check_port!r} is not a port")
@@ -66,8 +75,6 @@ def agent_arguments(
         args += ["--service-node-port-range", str(NodePortRange.parse(service_node_port_range))]
     except ValueError as error:
         raise PlanError(f"nodeport_lb_service_node_port_range: {error}") from None
-    if allow_kube_proxy:
-        args.append("--allow-kube-proxy")
     args += [str(a) for a in extra_args or ()]
     for arg in args:
         if not _SAFE.match(arg):

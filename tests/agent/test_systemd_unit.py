@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from nodeport_lb.loadbalancer import PlanError
 from nodeport_lb.node_proxy import agent_arguments
 from nodeport_lb.templating import render_template
 
@@ -12,21 +13,39 @@ def render(executable: str = "/opt/nodeport-lb/venv/bin/nodeport-lb", **argument
     args = agent_arguments(
         node_name="node1", **{"manifests": "/etc/nodeport-lb/manifests", **arguments}
     )
+    mode = arguments.get("mode", "standalone")
     return render_template(
-        "nodeport-lb-agent.service.j2", agent={"executable": executable, "args": args}
+        "nodeport-lb-agent.service.j2",
+        agent={"executable": executable, "args": args, "mode": mode},
     )
 
 
 def test_unit_runs_the_agent_with_the_contract_flags() -> None:
     unit = render(nodeport_addresses=["10.0.0.0/24"], agent_check_port=10258)
     assert (
-        "/opt/nodeport-lb/venv/bin/nodeport-lb agent --node-name node1 "
+        "/opt/nodeport-lb/venv/bin/nodeport-lb agent --mode standalone --node-name node1 "
         "--manifests /etc/nodeport-lb/manifests" in unit
     )
     assert "--nodeport-addresses 10.0.0.0/24" in unit
     assert "--agent-check-port 10258" in unit
     assert "--kubeconfig" not in unit
     assert "--kubeconfig /etc/k" in render(manifests="", kubeconfig="/etc/k")
+
+
+def test_companion_unit_runs_beside_kube_proxy_without_its_port() -> None:
+    unit = render(mode="companion")
+    assert "agent --mode companion --node-name node1" in unit
+    assert "--healthz-bind-address" not in unit  # kube-proxy holds :10256
+    assert "Conflicts=kube-proxy.service" not in unit.splitlines()
+    assert "After=network-online.target kube-proxy.service" in unit.splitlines()
+    standalone = render()
+    assert "--healthz-bind-address 0.0.0.0:10256" in standalone
+    assert "Conflicts=kube-proxy.service" in standalone.splitlines()
+
+
+def test_an_unknown_mode_is_refused_with_the_choices() -> None:
+    with pytest.raises(PlanError, match="'sidecar' is not one of standalone, companion"):
+        render(mode="sidecar")
 
 
 def test_unit_is_hardened_and_leaves_rules_on_stop() -> None:

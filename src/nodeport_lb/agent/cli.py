@@ -9,14 +9,30 @@ import socket
 import sys
 from pathlib import Path
 
+from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE, dataplane_signs
 from nodeport_lb.cli_args import add_node_port_range_option
+
+DEFAULT_HEALTHZ_ADDRESS = ("0.0.0.0", 10256)
+# kube-proxy's metrics address; beside kube-proxy (which holds it) the agent takes another
+DEFAULT_METRICS_ADDRESS = {STANDALONE: ("127.0.0.1", 10249), COMPANION: ("127.0.0.1", 10263)}
 
 DESCRIPTION = """\
 Run the node proxy agent in the foreground, logging to stderr.
 
-It programs kube-proxy-compatible NodePort rules in its own nftables table
-(`table inet nodeport-lb`, replaced atomically; other tables are never touched) and
-answers load balancers' health checks:
+Two modes, one per node:
+
+  companion   beside kube-proxy (or another dataplane that serves nodePorts and
+              healthCheckNodePorts): the agent programs no rules and opens no
+              healthCheckNodePort or :10256 listener; it answers HAProxy agent-checks with
+              the node's weight (its local ready endpoints, or drain) and serves metrics.
+              The normal case on a Kubernetes cluster.
+  standalone  on nodes without kube-proxy (hosts without a cluster, the lab): the agent is
+              the dataplane. It programs kube-proxy-compatible NodePort rules in its own
+              nftables table (`table inet nodeport-lb`, replaced atomically; other tables
+              are never touched) and answers the load balancers' health checks itself.
+              It refuses to start where kube-proxy runs.
+
+What the standalone dataplane does, as kube-proxy:
 
   externalTrafficPolicy Cluster  any usable endpoint in the cluster; the pod sees this
                                  node's address (masquerade)
@@ -36,6 +52,8 @@ the rules in place so traffic keeps flowing; a restart reconciles them."""
 
 EPILOG = """\
 examples:
+  nodeport-lb agent --mode companion --kubeconfig /etc/nodeport-lb/kubeconfig \\
+      --agent-check-port 10257                # beside kube-proxy
   nodeport-lb agent --node-name node1 --manifests /etc/nodeport-lb/manifests
   nodeport-lb agent --node-name "$(hostname)" --kubeconfig /etc/nodeport-lb/kubeconfig \\
       --nodeport-addresses 192.0.2.0/24 --agent-check-port 10258
@@ -43,8 +61,9 @@ examples:
       --load-balancer lb1,52:54:00:aa:bb:01,192.0.2.101 \
       --load-balancer lb2,52:54:00:aa:bb:02,192.0.2.102
   curl -s http://NODE:HCNP/                  # what a load balancer's health check sees
-  curl -s http://127.0.0.1:10249/metrics     # Prometheus metrics: kube-proxy's names where
-                                             # they mean the same (kubeproxy_sync_proxy_rules_*,
+  curl -s http://127.0.0.1:10249/metrics     # Prometheus metrics (10263 in companion mode):
+                                             # kube-proxy's names where they mean the same
+                                             # (kubeproxy_sync_proxy_rules_*,
                                              # kubeproxy_network_programming_duration_seconds),
                                              # the rest nodeport_lb_*
 """
@@ -57,6 +76,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=STANDALONE,
+        help="companion: beside kube-proxy, no rules of its own; standalone: the agent is "
+        "the node's NodePort dataplane (default: standalone; the node_proxy role picks the "
+        "mode each node needs)",
     )
     parser.add_argument(
         "--node-name",
@@ -85,15 +112,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--healthz-bind-address",
         metavar="ADDR:PORT",
         type=_address,
-        default=("0.0.0.0", 10256),
-        help="/healthz and /livez (default: 0.0.0.0:10256)",
+        default=None,
+        help="/healthz and /livez (default: 0.0.0.0:10256 in standalone mode, none in "
+        "companion mode, where kube-proxy holds that port)",
     )
     parser.add_argument(
         "--metrics-bind-address",
         metavar="ADDR:PORT",
         type=_address,
-        default=("127.0.0.1", 10249),
-        help="Prometheus /metrics (default: 127.0.0.1:10249)",
+        default=None,
+        help="Prometheus /metrics (default: 127.0.0.1:10249 in standalone mode, kube-proxy's "
+        "address; 127.0.0.1:10263 in companion mode)",
     )
     parser.add_argument(
         "--agent-check-port",
@@ -123,11 +152,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "connections it opens from a client's address go back through it",
     )
     parser.add_argument(
-        "--allow-kube-proxy",
-        action="store_true",
-        help="start even though kube-proxy seems to be running here (they would compete)",
-    )
-    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(func=run)
@@ -135,7 +159,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     from nodeport_lb.agent.daemon import Agent, AgentConfig
-    from nodeport_lb.agent.preflight import kube_proxy_conflicts
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -143,24 +166,35 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log = logging.getLogger("nodeport_lb.agent")
-    if not args.allow_kube_proxy:
-        reasons = kube_proxy_conflicts()
-        if reasons:
-            for reason in reasons:
-                print(f"nodeport-lb agent: refusing to start: {reason}", file=sys.stderr)
+    signs = dataplane_signs()
+    if args.mode == STANDALONE and signs:
+        for sign in signs:
             print(
-                "kube-proxy already serves nodePorts and healthCheckNodePorts on this node; "
-                "stop it or pass --allow-kube-proxy",
-                file=sys.stderr,
+                f"nodeport-lb agent: refusing to start in standalone mode: {sign}", file=sys.stderr
             )
-            return 1
+        print(
+            "another dataplane (kube-proxy or a replacement) already serves nodePorts and "
+            "healthCheckNodePorts on this node: run the agent beside it in companion mode "
+            "(--mode companion), or remove it from this node for standalone mode",
+            file=sys.stderr,
+        )
+        return 1
+    if args.mode == COMPANION and not signs:
+        log.warning(
+            "companion mode, but no kube-proxy (or other service proxy) is in sight: nothing "
+            "serves nodePorts or healthCheckNodePorts on this node"
+        )
+    healthz = args.healthz_bind_address
+    if healthz is None and args.mode == STANDALONE:
+        healthz = DEFAULT_HEALTHZ_ADDRESS
     config = AgentConfig(
         node_name=args.node_name,
         manifests=args.manifests,
         kubeconfig=args.kubeconfig,
         nodeport_cidrs=args.nodeport_addresses,
-        healthz_address=args.healthz_bind_address,
-        metrics_address=args.metrics_bind_address,
+        mode=args.mode,
+        healthz_address=healthz,
+        metrics_address=args.metrics_bind_address or DEFAULT_METRICS_ADDRESS[args.mode],
         agent_check_address=("0.0.0.0", args.agent_check_port) if args.agent_check_port else None,
         node_port_range=args.service_node_port_range,
         sync_period=args.sync_period,

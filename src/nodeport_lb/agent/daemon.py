@@ -1,9 +1,13 @@
 """The agent's main loop: take changes, compute rules for what changed, apply, report health.
 
-kube-proxy's shape (design.md §5): change tracking → desired state → one atomic transaction.
+kube-proxy's shape: change tracking → desired state → one atomic transaction.
 The first sync replaces the whole table; later ones touch only the Services that changed;
 every ``full_sync_period`` the table is replaced again, and every sync period the agent checks
 that its table is still there (someone may have flushed the ruleset) and restores it if not.
+
+In companion mode another dataplane (kube-proxy) owns the nodePorts: the agent keeps the same
+view of the cluster but has no table, no healthCheckNodePort listeners and no :10256; what it
+serves from that view (agent-check weights, drain, metrics) is the same in both modes.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from nodeport_lb.agent.dataplane import Dataplane, NftError, table_exists
+from nodeport_lb.agent.dataplane import (
+    Dataplane,
+    NftError,
+    delete_leftover_table,
+    table_exists,
+)
 from nodeport_lb.agent.endpoints import SERVICE_NAME_LABEL, change_trigger_time
 from nodeport_lb.agent.health import HealthServers, ProxyHealth, ServiceHealth
 from nodeport_lb.agent.metrics import AgentMetrics
+from nodeport_lb.agent.preflight import STANDALONE
 from nodeport_lb.agent.return_path import LoadBalancerPeer, ReturnPath
 from nodeport_lb.agent.rules import RuleConfig
 from nodeport_lb.agent.sources import Batch, ChangeQueue, KubeSource, StoreSource
@@ -38,6 +48,7 @@ class AgentConfig:
     manifests: Path | None
     kubeconfig: str | None
     nodeport_cidrs: tuple[str, ...] = ()
+    mode: str = STANDALONE
     healthz_address: tuple[str, int] | None = ("0.0.0.0", 10256)
     metrics_address: tuple[str, int] | None = ("127.0.0.1", 10249)
     agent_check_address: tuple[str, int] | None = None
@@ -49,6 +60,11 @@ class AgentConfig:
     # load balancers whose transparent connections' replies go back through them
     load_balancers: tuple[LoadBalancerPeer, ...] = ()
 
+    @property
+    def programs_nodeports(self) -> bool:
+        """Standalone: the agent is the node's NodePort dataplane (rules and hcnp servers)."""
+        return self.mode == STANDALONE
+
 
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
@@ -57,7 +73,12 @@ class Agent:
         self.queue = ChangeQueue()
         rule_config = RuleConfig(config.node_name, config.nodeport_cidrs)
         self.state = ClusterState(rule_config, config.node_port_range)
-        self.dataplane = Dataplane(rule_config, config.nft, config.conntrack)
+        # None in companion mode: kube-proxy's rules serve the nodePorts
+        self.dataplane = (
+            Dataplane(rule_config, config.nft, config.conntrack)
+            if config.programs_nodeports
+            else None
+        )
         self.health = HealthServers(self.metrics, self.proxy_health)
         self.return_path = (
             ReturnPath(config.load_balancers, config.nft, period=config.sync_period)
@@ -96,7 +117,13 @@ class Agent:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        _ensure_ip_forwarding()
+        log.info("starting in %s mode", self.config.mode)
+        if self.dataplane is not None:
+            _ensure_ip_forwarding()
+        elif delete_leftover_table(self.config.nft):
+            log.warning(
+                "removed the nodeport-lb table a standalone run left: kube-proxy serves here"
+            )
         self.health.start(
             self.config.healthz_address,
             self.config.metrics_address,
@@ -107,7 +134,8 @@ class Agent:
             self.return_path.start()
         self.source.initial_load()
         self.source.start()
-        threading.Thread(target=self._check_table, name="table-check", daemon=True).start()
+        if self.dataplane is not None:
+            threading.Thread(target=self._check_table, name="table-check", daemon=True).start()
         try:
             self._loop()
         finally:
@@ -115,8 +143,8 @@ class Agent:
             self.health.stop()
             if self.return_path is not None:
                 self.return_path.stop()
-        # the rules stay: a stopped agent must not black-hole the node (design.md §3.3)
-        log.info("stopped; nftables rules left in place")
+        # the rules stay: a stopped agent must not black-hole the node
+        log.info("stopped; nftables rules left in place" if self.dataplane else "stopped")
         return 0
 
     def stop(self) -> None:
@@ -163,6 +191,12 @@ class Agent:
                 self._update_gauges()
 
     def _sync(self, changed: set[str] | None) -> bool:
+        if self.dataplane is None:  # companion: nothing to program, the view is up to date
+            self._failing_since = None
+            self._last_updated = time.time()
+            self.metrics.last_sync_timestamp.set(self._last_updated)
+            self._change_trigger_times.clear()  # kube-proxy's programming, not ours to time
+            return True
         start = time.perf_counter()
         try:
             mode = self.dataplane.sync(self.state.rules, changed)
@@ -217,7 +251,7 @@ class Agent:
         self._gauges_updated = now
         rules = self.state.rules
         self.metrics.services_programmed.set(len(rules))
-        self.metrics.rules_programmed.set(self.dataplane.rule_count())
+        self.metrics.rules_programmed.set(self.dataplane.rule_count() if self.dataplane else 0)
         self.metrics.endpoints_programmed.set(
             sum(len(p.usable_addresses) for r in rules.values() for p in r.ports)
         )
@@ -235,7 +269,9 @@ class Agent:
         if changed is None:
             self._health = {k: v for k, v in self._health.items() if k in rules}
         hcnp = {
-            r.health_check_node_port: key for key, r in rules.items() if r.health_check_node_port
+            r.health_check_node_port: key
+            for key, r in rules.items()
+            if r.health_check_node_port and self.config.programs_nodeports
         }
         self.health.update_services(self._health, hcnp)
 

@@ -87,6 +87,18 @@ def table_exists(nft: str = "nft") -> bool:
     return proc.returncode == 0
 
 
+def delete_leftover_table(nft: str = "nft") -> bool:
+    """Remove the agent's table if a standalone run left one (companion mode: its rules would
+    compete with kube-proxy's for the same nodePorts). True when there was one."""
+    try:
+        if not table_exists(nft):
+            return False
+    except OSError:
+        return False  # no nft on this node: no table either
+    run_nft(f"delete table {TABLE}\n", nft)
+    return True
+
+
 class Dataplane:
     def __init__(self, config: RuleConfig, nft: str = "nft", conntrack: str = "conntrack") -> None:
         self.config = config

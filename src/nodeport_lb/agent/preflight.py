@@ -1,29 +1,127 @@
-"""Refuse to start where a running kube-proxy would fight the agent for the same ports."""
+"""Which dataplane serves nodePorts on this node: the agent itself, or kube-proxy (or another
+proxy that does kube-proxy's job).
+
+The agent's two modes follow from it:
+
+- *standalone*: nothing else serves nodePorts here, so the agent programs the NodePort rules
+  and answers the healthCheckNodePorts and :10256 itself;
+- *companion*: kube-proxy (or a replacement such as an eBPF dataplane) already does, so the
+  agent only adds what it does not: agent-check weights, drain, metrics.
+
+``python -m nodeport_lb.agent.preflight`` prints ``{"signs": [...], "mode": ...}`` for the
+node_proxy role, which runs it on each node before it writes the agent's unit.
+"""
 
 from __future__ import annotations
 
-import shutil
+import json
 import subprocess
 from pathlib import Path
 
+STANDALONE = "standalone"
+COMPANION = "companion"
+MODES = (STANDALONE, COMPANION)
+# kube-proxy's /healthz and /livez port: whoever holds it is the node's service proxy
+PROXY_HEALTHZ_PORT = 10256
+_TCP_LISTEN = "0A"
 
-def kube_proxy_conflicts(nft: str = "nft") -> list[str]:
-    """Reasons the agent must not run here (empty: no kube-proxy in sight)."""
-    reasons = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
+
+def dataplane_signs(
+    nft: str = "nft",
+    proc: Path = Path("/proc"),
+    sys_net: Path = Path("/sys/class/net"),
+    iptables_save: str = "iptables-save",
+) -> list[str]:
+    """Signs that kube-proxy or another service proxy runs here (empty: none in sight)."""
+    signs = []
+    for comm in proc.glob("[0-9]*/comm"):
         try:
             if comm.read_text().strip() == "kube-proxy":
-                reasons.append(f"a kube-proxy process is running (pid {comm.parent.name})")
+                signs.append(f"a kube-proxy process is running (pid {comm.parent.name})")
                 break
         except OSError:
             continue  # the process ended while we looked
-    tables = subprocess.run([nft, "list", "tables"], capture_output=True, text=True).stdout
-    for line in tables.splitlines():
+    for line in _command_output([nft, "list", "tables"]).splitlines():
         if line.split()[-1:] == ["kube-proxy"]:
-            reasons.append(f"kube-proxy's nftables table is present ({line.strip()})")
-    iptables_save = shutil.which("iptables-save")
-    if iptables_save:
-        nat = subprocess.run([iptables_save, "-t", "nat"], capture_output=True, text=True).stdout
-        if ":KUBE-NODEPORTS" in nat:
-            reasons.append("kube-proxy's iptables chain KUBE-NODEPORTS is present")
-    return reasons
+            signs.append(f"kube-proxy's nftables table is present ({line.strip()})")
+    nat = _command_output([iptables_save, "-t", "nat"])
+    chains = [c for c in ("KUBE-SERVICES", "KUBE-NODEPORTS") if f":{c} " in nat]
+    if chains:
+        signs.append(f"kube-proxy's iptables chains are present ({', '.join(chains)})")
+    if (sys_net / "kube-ipvs0").exists() or _ipvs_has_services(proc):
+        signs.append("kube-proxy's IPVS dataplane is present (kube-ipvs0 or IPVS services)")
+    holder = _listener_owner(PROXY_HEALTHZ_PORT, proc)
+    if holder is not None and not _is_our_agent(holder, proc):
+        name, pid = holder
+        signs.append(
+            f"port {PROXY_HEALTHZ_PORT} (kube-proxy's /healthz) is held by {name} (pid {pid})"
+        )
+    return signs
+
+
+def recommended_mode(signs: list[str]) -> str:
+    return COMPANION if signs else STANDALONE
+
+
+def _command_output(argv: list[str]) -> str:
+    """A probe whose tool is missing finds nothing (a node without nft has no nft table)."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _ipvs_has_services(proc: Path) -> bool:
+    try:
+        lines = (proc / "net/ip_vs").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.startswith(("TCP ", "UDP ", "SCTP ")) for line in lines)
+
+
+def _listening_inodes(port: int, proc: Path) -> set[str]:
+    inodes = set()
+    for table in ("net/tcp", "net/tcp6"):
+        try:
+            rows = (proc / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            listening = len(fields) > 9 and fields[3] == _TCP_LISTEN
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _listener_owner(port: int, proc: Path) -> tuple[str, int] | None:
+    """(command name, pid) of the process listening on TCP ``port``, if any."""
+    inodes = _listening_inodes(port, proc)
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                if str(fd.readlink()) in wanted:
+                    pid = int(fd_dir.parent.name)
+                    return (fd_dir.parent / "comm").read_text().strip(), pid
+        except OSError:
+            continue
+    return ("an unknown process", 0)
+
+
+def _is_our_agent(holder: tuple[str, int], proc: Path) -> bool:
+    """The agent in standalone mode holds :10256 itself: that is not another dataplane."""
+    _name, pid = holder
+    try:
+        argv = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    words = [Path(a.decode(errors="replace")).name for a in argv]
+    return "agent" in words and any(w in ("nodeport-lb", "nodeport_lb") for w in words)
+
+
+if __name__ == "__main__":
+    found = dataplane_signs()
+    print(json.dumps({"signs": found, "mode": recommended_mode(found)}))
