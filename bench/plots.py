@@ -132,3 +132,30 @@ def plot_agent_scale(result: dict, out: Path) -> list[Path]:
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "agent_scale_profile.png"))
     return paths
+
+
+def plot_datapath(result: dict, out: Path) -> list[Path]:
+    summary = result["summary"]
+    paths = list(next(iter(summary.values())))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, (mode, entries) in zip(axes, summary.items(), strict=True):
+        ratios = [entries[p]["ratio_to_direct"] for p in paths]
+        bars = ax.bar(paths, ratios, color=["grey" if p == "direct" else "C0" for p in paths])
+        for bar, p in zip(bars, paths, strict=True):
+            ax.annotate(
+                f"{entries[p]['requests_per_second']:,}/s\np99 {entries[p]['latency_p99_ms']} ms",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+        ax.axhline(0.95, color="grey", ls=":", lw=1)
+        ax.axhline(0.9, color="grey", ls="--", lw=1)
+        ax.set(title=f"{mode}: requests/s as a ratio to direct", ylabel="ratio to direct")
+        ax.set_ylim(0, max(1.2, max(ratios) * 1.25))
+        ax.tick_params(axis="x", labelsize=7)
+    fig.suptitle(
+        f"data path (wrk {result['wrk']['connections']} connections) — {_load_note(result)}",
+        fontsize=9,
+    )
+    return [_save(fig, out / "datapath.png")]

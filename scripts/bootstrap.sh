@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
   iproute2 nftables conntrack socat
   systemd-container debootstrap openssh-client
   haproxy keepalived
+  wrk
 )
 
 missing=()
