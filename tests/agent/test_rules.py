@@ -1,9 +1,13 @@
 from nodeport_lb.agent.endpoints import parse_endpoint_slice
 from nodeport_lb.agent.rules import (
+    NO_ENDPOINTS_CHAIN,
+    NO_LOCAL_ENDPOINTS_CHAIN,
+    SHARED_MAX_ENDPOINTS,
     RuleConfig,
     compute_service_rules,
     full_ruleset,
     partial_update,
+    shared_chains,
 )
 from nodeport_lb.model import Service
 from tests.netns.objects import endpoint, endpoint_slice, service
@@ -21,33 +25,41 @@ def rules_for(svc: dict, *endpoints: dict, config: RuleConfig = CONFIG):
     return compute_service_rules(Service.from_manifest(svc), slices, config)
 
 
-def chain_rules(result) -> tuple[str, ...]:
+def verdict(result):
+    """(the chain the nodePort goes to, its rules, the endpoint slots) of a one-port Service."""
     (port,) = result.ports
-    return port.rules
+    rules = port.rules if port.owns_chain else shared_chains()[port.chain]
+    return port.chain, rules, dict(port.endpoint_elements)
 
 
 def test_cluster_marks_for_masquerade_and_picks_uniformly() -> None:
     result = rules_for(
         service("web", PORTS), endpoint("10.1.0.1", "n2"), endpoint("10.1.0.2", "n3")
     )
-    assert chain_rules(result) == (
+    chain, rules, slots = verdict(result)
+    assert chain == "masq-dnat-2"
+    assert rules == (
         "meta mark set meta mark | 0x4000",
-        "numgen random mod 2 == 0 meta l4proto tcp dnat ip to 10.1.0.1:8080",
-        "meta l4proto tcp dnat ip to 10.1.0.2:8080",
+        "dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-endpoints",
     )
+    assert slots == {"tcp . 31001 . 0": "10.1.0.1 . 8080", "tcp . 31001 . 1": "10.1.0.2 . 8080"}
+    assert result.chains() == {}  # nothing of its own: a change is map elements only
 
 
 def test_local_uses_only_this_nodes_endpoints_without_snat() -> None:
     result = rules_for(
         service("web", PORTS, local=True), endpoint("10.1.0.1", "n1"), endpoint("10.1.0.2", "n2")
     )
-    assert chain_rules(result) == ("meta l4proto tcp dnat ip to 10.1.0.1:8080",)
+    chain, rules, slots = verdict(result)
+    assert chain == "dnat-1"
+    assert not any("mark" in rule for rule in rules)
+    assert slots == {"tcp . 31001 . 0": "10.1.0.1 . 8080"}
     assert result.local_ready_endpoints == 1
 
 
 def test_local_without_local_endpoint_drops() -> None:
     result = rules_for(service("web", PORTS, local=True), endpoint("10.1.0.2", "n2"))
-    assert chain_rules(result) == ("drop",)
+    assert verdict(result) == (NO_LOCAL_ENDPOINTS_CHAIN, ("drop",), {})
 
 
 def test_no_endpoint_anywhere_rejects() -> None:
@@ -55,7 +67,11 @@ def test_no_endpoint_anywhere_rejects() -> None:
         result = rules_for(
             svc, endpoint("10.1.0.2", "n1", ready=False, serving=False, terminating=True)
         )
-        assert chain_rules(result) == ("meta l4proto tcp reject with tcp reset", "reject")
+        assert verdict(result) == (
+            NO_ENDPOINTS_CHAIN,
+            ("meta l4proto tcp reject with tcp reset", "reject"),
+            {},
+        )
 
 
 def test_local_falls_back_to_local_serving_terminating_endpoints() -> None:
@@ -64,8 +80,21 @@ def test_local_falls_back_to_local_serving_terminating_endpoints() -> None:
         endpoint("10.1.0.1", "n1", ready=False, serving=True, terminating=True),
         endpoint("10.1.0.2", "n2"),
     )
-    assert chain_rules(result) == ("meta l4proto tcp dnat ip to 10.1.0.1:8080",)
+    assert verdict(result)[2] == {"tcp . 31001 . 0": "10.1.0.1 . 8080"}
     assert result.local_ready_endpoints == 0  # the hcnp says 503 during the drain
+
+
+def test_more_endpoints_than_the_shared_chains_cover_get_a_cascade_of_their_own() -> None:
+    many = [
+        endpoint(f"10.1.{i // 250}.{i % 250 + 1}", "n2") for i in range(SHARED_MAX_ENDPOINTS + 1)
+    ]
+    chain, rules, slots = verdict(rules_for(service("web", PORTS), *many))
+    assert chain.startswith("svc-") and not slots
+    assert rules[0] == "meta mark set meta mark | 0x4000"
+    assert rules[1].startswith(f"numgen random mod {len(many)} == 0 meta l4proto tcp dnat")
+    assert {rule.rsplit(" ", 1)[1] for rule in rules[1:]} == {
+        f"{e['addresses'][0]}:8080" for e in many
+    }
 
 
 def test_session_affinity_uses_timed_sets_per_endpoint() -> None:
@@ -103,8 +132,16 @@ def test_full_ruleset_replaces_only_its_own_table() -> None:
         "delete table inet nodeport-lb",
         "table inet nodeport-lb {",
     ]
-    assert "tcp . 31001 : goto svc-" in text
+    assert "tcp . 31001 : goto masq-dnat-1" in text
+    assert "tcp . 31001 . 0 : 10.1.0.1 . 8080" in text
     assert "fib daddr type local ip daddr != 127.0.0.0/8" in text
+
+
+def test_masquerade_keeps_the_client_port_when_it_can() -> None:
+    # fully-random would move flows of different clients onto tuples the pod still holds in
+    # TIME_WAIT (PAWS drops their SYNs); the kernel draws a random port when it must change one
+    (rule,) = [line for line in full_ruleset(CONFIG, []).splitlines() if "masquerade" in line]
+    assert rule.strip().endswith("masquerade")
 
 
 def test_nodeport_addresses_restrict_the_match() -> None:
@@ -118,13 +155,22 @@ def test_partial_update_touches_only_the_changed_service() -> None:
     old = {"default/web": rules_for(service("web", PORTS), endpoint("10.1.0.1", "n1"))}
     new = {"default/web": rules_for(service("web", PORTS), endpoint("10.1.0.2", "n1"))}
     text = partial_update(old, new, {"default/web"})
-    chain = old["default/web"].ports[0].chain
     assert text.splitlines() == [
-        f"flush chain inet nodeport-lb {chain}",
-        f"add rule inet nodeport-lb {chain} meta mark set meta mark | 0x4000",
-        f"add rule inet nodeport-lb {chain} meta l4proto tcp dnat ip to 10.1.0.2:8080",
+        "delete element inet nodeport-lb nodeport-endpoints { tcp . 31001 . 0 }",
+        "add element inet nodeport-lb nodeport-endpoints { tcp . 31001 . 0 : 10.1.0.2 . 8080 }",
     ]
     assert partial_update(old, old, {"default/web"}) == ""
+
+
+def test_partial_update_moves_the_verdict_when_the_endpoint_count_changes() -> None:
+    one = {"default/web": rules_for(service("web", PORTS), endpoint("10.1.0.1", "n1"))}
+    none = {"default/web": rules_for(service("web", PORTS))}
+    lines = partial_update(one, none, {"default/web"}).splitlines()
+    assert lines == [
+        "delete element inet nodeport-lb nodeport-endpoints { tcp . 31001 . 0 }",
+        "delete element inet nodeport-lb nodeport-services { tcp . 31001 }",
+        "add element inet nodeport-lb nodeport-services { tcp . 31001 : goto no-endpoints }",
+    ]
 
 
 def test_partial_update_removes_references_before_what_they_point_to() -> None:

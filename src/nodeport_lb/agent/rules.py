@@ -1,17 +1,26 @@
 """From Services and their endpoints to nftables rules: pure computation, no kernel.
 
 Layout of the agent's own table (``table inet nodeport-lb``), chosen so that the per-packet
-cost does not grow with the number of Services and a full load of 10,000 Services stays well
-under a second:
+cost does not grow with the number of Services, and so that a change to one Service is a few
+map elements — not chains — at any number of Services:
 
 - ``nodeport-services``: one verdict map keyed on ``meta l4proto . th dport`` whose value is
-  ``goto`` the Service port's chain; base chains in prerouting (traffic from outside) and output
-  (locally originated) look it up for packets to a local address matched by
-  ``--nodeport-addresses``.
-- one chain per Service port: the source-range check, the masquerade mark (eTP Cluster), then
-  one DNAT rule per usable endpoint picked by ``numgen random`` in iptables' cascade style, or
-  drop / reject. Deliberately no anonymous sets or maps: the kernel names each one by scanning
-  all sets of the table, which makes 10,000 of them take minutes to load.
+  ``goto`` the chain that handles the Service port; base chains in prerouting (traffic from
+  outside) and output (locally originated) look it up for packets to a local address matched
+  by ``--nodeport-addresses``.
+- ``nodeport-endpoints``: one data map keyed on ``meta l4proto . th dport . slot`` holding each
+  Service port's usable endpoints (address . port) in slots 0..n-1.
+- a fixed set of shared chains: ``dnat-N`` (eTP Local) and ``masq-dnat-N`` (eTP Cluster: the
+  masquerade mark first) pick one of N endpoints uniformly with ``numgen random mod N`` as the
+  slot; ``no-endpoints`` rejects (kube-proxy tells the client at once), ``no-local-endpoints``
+  drops (eTP Local without a local endpoint: the LB must not send here). Most Service ports
+  need no chain of their own: nftables' userspace lists every chain of the ruleset before each
+  transaction, so 10,000 per-Service chains cost ~5 ms per change however small it is.
+- a chain of its own only for a Service port that needs rules of its own: source ranges
+  (a firewall chain it jumps to), ClientIP affinity (timed sets per endpoint), or more
+  endpoints than the shared chains cover — one DNAT rule per endpoint in iptables' cascade
+  style. Deliberately no anonymous sets or maps: the kernel names each one by scanning all
+  sets of the table, which makes 10,000 of them take minutes to load.
 - ``nat-postrouting`` masquerades packets carrying the 0x4000 mark (kube-proxy's bit).
 """
 
@@ -34,7 +43,30 @@ from nodeport_lb.model import Service
 TABLE = "inet nodeport-lb"
 NODEPORT_MAP = "nodeport-services"
 NODEPORT_ADDRESSES_SET = "nodeport-addresses"
+ENDPOINTS_MAP = "nodeport-endpoints"
 MASQUERADE_MARK = 0x4000
+NO_ENDPOINTS_CHAIN = "no-endpoints"
+NO_LOCAL_ENDPOINTS_CHAIN = "no-local-endpoints"
+# shared picking chains exist for 1..SHARED_MAX_ENDPOINTS endpoints; beyond, a port gets its own
+SHARED_MAX_ENDPOINTS = 64
+
+
+def pick_chain(endpoints: int, masquerade: bool) -> str:
+    return f"{'masq-dnat' if masquerade else 'dnat'}-{endpoints}"
+
+
+def shared_chains() -> dict[str, tuple[str, ...]]:
+    """The chains every table has, whatever its Services (declared by each full sync)."""
+    chains: dict[str, tuple[str, ...]] = {
+        # no endpoint anywhere: tell the client at once, as kube-proxy does
+        NO_ENDPOINTS_CHAIN: ("meta l4proto tcp reject with tcp reset", "reject"),
+        NO_LOCAL_ENDPOINTS_CHAIN: ("drop",),
+    }
+    for n in range(1, SHARED_MAX_ENDPOINTS + 1):
+        pick = f"dnat ip to meta l4proto . th dport . numgen random mod {n} map @{ENDPOINTS_MAP}"
+        chains[pick_chain(n, False)] = (pick,)
+        chains[pick_chain(n, True)] = (f"meta mark set meta mark | {MASQUERADE_MARK:#x}", pick)
+    return chains
 
 
 @dataclass(frozen=True)
@@ -50,16 +82,22 @@ class PortRules:
 
     protocol: str  # nft spelling: tcp, udp, sctp
     node_port: int
-    chain: str
-    rules: tuple[str, ...]
+    chain: str  # where the nodePort's verdict map element goes
+    rules: tuple[str, ...]  # the chain's rules; () when ``chain`` is a shared one
     # helper chains (source-range check) and affinity sets this port owns
     extra_chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     affinity_sets: Mapping[str, int] = field(default_factory=dict)  # name -> timeout seconds
     usable_addresses: frozenset[str] = frozenset()
+    # slot elements of the endpoints map: ("tcp . 31000 . 0", "10.1.0.5 . 8080"), ...
+    endpoint_elements: tuple[tuple[str, str], ...] = ()
 
     @property
     def map_key(self) -> tuple[str, int]:
         return (self.protocol, self.node_port)
+
+    @property
+    def owns_chain(self) -> bool:
+        return bool(self.rules)
 
 
 @dataclass(frozen=True)
@@ -78,8 +116,12 @@ class ServiceRules:
         chains: dict[str, tuple[str, ...]] = {}
         for port in self.ports:
             chains.update(port.extra_chains)
-            chains[port.chain] = port.rules
+            if port.owns_chain:
+                chains[port.chain] = port.rules
         return chains
+
+    def endpoint_elements(self) -> dict[str, str]:
+        return {key: value for port in self.ports for key, value in port.endpoint_elements}
 
     def sets(self) -> dict[str, int]:
         return {name: t for port in self.ports for name, t in port.affinity_sets.items()}
@@ -133,6 +175,35 @@ def _port_rules(
     endpoints: list[Endpoint],
     config: RuleConfig,
 ) -> PortRules:
+    cluster_usable = usable_endpoints(endpoints)
+    if service.is_local:
+        chosen = usable_endpoints(e for e in endpoints if e.node_name == config.node_name)
+    else:
+        chosen = cluster_usable
+    needs_own_chain = (
+        service.load_balancer_source_ranges
+        or (chosen and service.session_affinity == "ClientIP")
+        or len(chosen) > SHARED_MAX_ENDPOINTS
+    )
+    if not needs_own_chain:
+        if not cluster_usable:
+            shared = NO_ENDPOINTS_CHAIN
+        elif not chosen:
+            shared = NO_LOCAL_ENDPOINTS_CHAIN
+        else:
+            shared = pick_chain(len(chosen), masquerade=not service.is_local)
+        return PortRules(
+            protocol=protocol,
+            node_port=node_port,
+            chain=shared,
+            rules=(),
+            usable_addresses=frozenset(e.address for e in chosen),
+            endpoint_elements=tuple(
+                (f"{protocol} . {node_port} . {slot}", f"{e.address} . {e.port}")
+                for slot, e in enumerate(chosen)
+            ),
+        )
+
     readable = f"{service.namespace}/{service.name}/{protocol}/{port_id}"
     tag = short_hash(readable)
     chain = f"svc-{tag}-{readable}"
@@ -150,11 +221,6 @@ def _port_rules(
         )
         rules.append(f"jump {firewall}")
 
-    cluster_usable = usable_endpoints(endpoints)
-    if service.is_local:
-        chosen = usable_endpoints(e for e in endpoints if e.node_name == config.node_name)
-    else:
-        chosen = cluster_usable
     affinity_sets: dict[str, int] = {}
     if not cluster_usable:
         # no endpoint anywhere: tell the client at once, as kube-proxy does
@@ -208,15 +274,29 @@ def _base_chains(config: RuleConfig) -> dict[str, str]:
     else:
         match = "fib daddr type local ip daddr != 127.0.0.0/8"
     mark = f"{MASQUERADE_MARK:#x}"
+    # Plain masquerade, not kube-proxy's "fully-random": since the kernel dropped its
+    # sequential port rover (Linux 5.0), a port that must change is drawn at a random offset
+    # anyway, which is what fully-random was for (two flows racing to the same port and one
+    # lost at conntrack insertion). What fully-random adds is never keeping the client's port,
+    # so flows from different client tuples land on a tuple the pod still holds in TIME_WAIT,
+    # with a TCP timestamp offset of another tuple: PAWS drops their SYNs and the client waits
+    # a second to retry. Keeping the port reuses a tuple only for the same client flow.
     return {
         "nat-prerouting": "type nat hook prerouting priority dstnat; policy accept;\n"
         "\t\tjump nodeports",
         "nat-output": "type nat hook output priority -100; policy accept;\n\t\tjump nodeports",
         "nat-postrouting": "type nat hook postrouting priority srcnat; policy accept;\n"
-        f"\t\tmeta mark & {mark} == {mark} meta mark set meta mark ^ {mark} "
-        "masquerade fully-random",
+        f"\t\tmeta mark & {mark} == {mark} meta mark set meta mark ^ {mark} masquerade",
         "nodeports": f"{match} meta l4proto . th dport vmap @{NODEPORT_MAP}",
     }
+
+
+# the slot is numgen's value: a 32-bit integer, so the key is declared by example (typeof)
+_ENDPOINTS_MAP_TYPE = "typeof meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport;"
+
+
+def _chain_block(name: str, rules: Iterable[str]) -> str:
+    return f"\tchain {name} {{\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}"
 
 
 def _set_declaration(timeout: int) -> str:
@@ -232,16 +312,23 @@ def full_ruleset(config: RuleConfig, services: Iterable[ServiceRules]) -> str:
             f"\t\telements = {{ {', '.join(config.nodeport_cidrs)} }}\n\t}}"
         )
     elements: list[str] = []
+    endpoints: list[str] = []
     body: list[str] = []
     for service in services:
         for name, timeout in service.sets().items():
             out.append(f"\tset {name} {{ {_set_declaration(timeout)} }}")
         for name, rules in service.chains().items():
-            body.append(f"\tchain {name} {{\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}")
+            body.append(_chain_block(name, rules))
         elements += [
             f"{proto} . {port} : goto {chain}"
             for (proto, port), chain in service.map_elements().items()
         ]
+        endpoints += [f"{k} : {v}" for k, v in service.endpoint_elements().items()]
+    out.append(f"\tmap {ENDPOINTS_MAP} {{\n\t\t{_ENDPOINTS_MAP_TYPE}")
+    if endpoints:
+        out.append("\t\telements = {\n\t\t\t" + ",\n\t\t\t".join(endpoints) + "\n\t\t}")
+    out.append("\t}")
+    out += [_chain_block(name, rules) for name, rules in shared_chains().items()]
     out.append(f"\tmap {NODEPORT_MAP} {{\n\t\ttype inet_proto . inet_service : verdict;")
     if elements:
         out.append("\t\telements = {\n\t\t\t" + ",\n\t\t\t".join(elements) + "\n\t\t}")
@@ -266,16 +353,27 @@ def partial_update(
     new_sets: dict[str, int] = {}
     old_elements: dict[tuple[str, int], str] = {}
     new_elements: dict[tuple[str, int], str] = {}
+    old_endpoints: dict[str, str] = {}
+    new_endpoints: dict[str, str] = {}
     for key in keys:
         if key in old:
             old_chains.update(old[key].chains())
             old_sets.update(old[key].sets())
             old_elements.update(old[key].map_elements())
+            old_endpoints.update(old[key].endpoint_elements())
         if key in new:
             new_chains.update(new[key].chains())
             new_sets.update(new[key].sets())
             new_elements.update(new[key].map_elements())
+            new_endpoints.update(new[key].endpoint_elements())
     out: list[str] = []
+    # endpoint slots are plain data: replaced in place, nothing refers to one by name
+    stale = [k for k, v in old_endpoints.items() if new_endpoints.get(k) != v]
+    fresh = [f"{k} : {v}" for k, v in new_endpoints.items() if old_endpoints.get(k) != v]
+    if stale:
+        out.append(f"delete element {TABLE} {ENDPOINTS_MAP} {{ {', '.join(stale)} }}")
+    if fresh:
+        out.append(f"add element {TABLE} {ENDPOINTS_MAP} {{ {', '.join(fresh)} }}")
     out += [
         f"add set {TABLE} {name} {{ {_set_declaration(t)} }}"
         for name, t in new_sets.items()
