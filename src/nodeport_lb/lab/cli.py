@@ -17,6 +17,7 @@ EXAMPLES = """\
 examples:
   nodeport-lb lab up                         # 3 nodes, 2 LBs, 1 client, one app=python pod
   nodeport-lb lab up --nodes 2 --lbs 1       # smaller
+  nodeport-lb lab up --kube-proxy            # nodes with a kube-proxy stand-in (a real cluster)
   nodeport-lb lab status                     # table; --json for scripts
   nodeport-lb lab exec client1 -- curl -s 10.213.130.2:31000
   nodeport-lb lab pod add --node node1 --labels app=python --count 2
@@ -63,6 +64,14 @@ def register(subparsers: Any) -> None:
         dest="seed_pod",
         action="store_false",
         help="do not create the seed's app=python echo pod",
+    )
+    up.add_argument(
+        "--kube-proxy",
+        action="store_true",
+        help="play a cluster with kube-proxy: every node runs a STAND-IN for kube-proxy "
+        "(kube-proxy.service: table ip kube-proxy with the NodePort rules, the "
+        "healthCheckNodePorts, /healthz on :10256), since the real binary cannot be installed "
+        "here; site.yml then runs the agent in companion mode",
     )
     up.set_defaults(func=_up)
 
@@ -187,7 +196,13 @@ def _guarded(function: Any) -> Any:
 @_guarded
 def _up(args: argparse.Namespace) -> int:
     state = lifecycle.up(
-        args.nodes, args.lbs, args.clients, args.mirror, args.inventory, args.seed_pod
+        args.nodes,
+        args.lbs,
+        args.clients,
+        args.mirror,
+        args.inventory,
+        args.seed_pod,
+        args.kube_proxy,
     )
     print(lifecycle.status_table(state))
     return 0

@@ -112,6 +112,30 @@ def personalise(host: HostPlan, hosts: list[HostPlan]) -> str:
     return f"{host.address},{host.name} {key_type} {key}"
 
 
+KUBE_PROXY_UNIT = "kube-proxy.service"
+KUBE_PROXY_STAND_IN = Path(__file__).with_name("kube_proxy.py")
+
+
+def install_kube_proxy(host: HostPlan) -> None:
+    """Put the kube-proxy stand-in on a node before it boots, enabled as a cluster installer
+    would leave it: the program as /usr/local/bin/kube-proxy, its unit, the wants link."""
+    root = root_dir(host.name)
+    program = root / "usr" / "local" / "bin" / "kube-proxy"
+    program.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(KUBE_PROXY_STAND_IN, program)
+    program.chmod(0o755)
+    systemd = root / "etc" / "systemd" / "system"
+    (systemd / KUBE_PROXY_UNIT).write_text(
+        render_template(
+            "lab-kube-proxy.service.j2", node_name=host.name, manifests=layout.NODE_STORE_PATH
+        )
+    )
+    wants = systemd / "multi-user.target.wants" / KUBE_PROXY_UNIT
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    wants.unlink(missing_ok=True)
+    wants.symlink_to(f"/etc/systemd/system/{KUBE_PROXY_UNIT}")
+
+
 def start(host: HostPlan, store_path: Path) -> int:
     """Boot a host in the background; return the nspawn PID."""
     directory = host_dir(host.name)

@@ -22,6 +22,7 @@ from nodeport_lb.templating import render_template
 # the same path inventories/lab/group_vars/all sets as nodeport_lb_store
 STORE_DIR = STATE_DIR / "store"
 BOOT_TIMEOUT = 60.0
+KUBE_PROXY_STAND_IN = "stand-in"  # `lab status --json`: what plays kube-proxy on the nodes
 SEED_LABELS = {"app": "python"}
 T = TypeVar("T")
 
@@ -59,13 +60,15 @@ def up(
     mirror: str | None = None,
     inventory: Path | None = None,
     seed_pod: bool = True,
+    kube_proxy: bool = False,
 ) -> LabState:
     plan = layout.plan_hosts(nodes, lbs, clients)
     progress = Progress()
     with lab_lock():
         state = LabState.load()
         wanted = [(h.name, h.role) for h in plan]
-        if lab_exists(state) and [(h.name, h.role) for h in state.hosts] == wanted:
+        same_hosts = [(h.name, h.role) for h in state.hosts] == wanted
+        if lab_exists(state) and same_hosts and state.kube_proxy == kube_proxy:
             _resume(state)
             print("the lab is already up (`nodeport-lb lab down` to rebuild it)", file=sys.stderr)
             return state
@@ -73,7 +76,9 @@ def up(
             with progress.step("removing what a previous lab left"):
                 _down_locked()
         try:
-            state = _build(plan, mirror, inventory or default_inventory(), seed_pod, progress)
+            state = _build(
+                plan, mirror, inventory or default_inventory(), seed_pod, kube_proxy, progress
+            )
         except BaseException:
             print("lab up failed: removing what it made (`nodeport-lb lab down`)", file=sys.stderr)
             _down_locked()
@@ -93,7 +98,12 @@ def _resume(state: LabState) -> None:
 
 
 def _build(
-    plan: list[HostPlan], mirror: str | None, inventory: Path, seed_pod: bool, progress: Progress
+    plan: list[HostPlan],
+    mirror: str | None,
+    inventory: Path,
+    seed_pod: bool,
+    kube_proxy: bool,
+    progress: Progress,
 ) -> LabState:
     network.check_no_overlap()
     with progress.step("base root filesystem (Debian bookworm)"):
@@ -106,6 +116,7 @@ def _build(
         store_path=str(STORE_DIR),
         inventory_path=str(inventory),
         base_rootfs=str(base),
+        kube_proxy=kube_proxy,
     )
     state.save()  # from here on `lab down` knows what to look for
     node_plans = [h for h in plan if h.role == "node"]
@@ -121,6 +132,10 @@ def _build(
             hosts.mount_overlay(host.name, base)
         known = in_parallel(lambda h: hosts.personalise(h, plan), plan)
         atomic_write_text(hosts.KNOWN_HOSTS, "\n".join(known) + "\n")
+    if kube_proxy:
+        with progress.step("kube-proxy STAND-IN on every node (kube-proxy.service)"):
+            for host in node_plans:
+                hosts.install_kube_proxy(host)
     with progress.step(f"booting {len(plan)} hosts (systemd-nspawn) and waiting for sshd"):
         for host, record in zip(plan, state.hosts, strict=True):
             record.nspawn_pid = hosts.start(host, STORE_DIR)
@@ -242,6 +257,8 @@ def status(state: LabState | None = None) -> dict[str, Any]:
     services = ManifestStore(state.store_path).load().of_kind("Service") if state.store_path else []
     return {
         "hosts": [{"name": h.name, "role": h.role, "address": h.address} for h in state.hosts],
+        # "stand-in": every node runs the lab's kube-proxy stand-in (`lab up --kube-proxy`)
+        "kube_proxy": KUBE_PROXY_STAND_IN if state.kube_proxy else None,
         "vips": list(state.vips),
         "pods": [
             {
@@ -260,12 +277,25 @@ def status_table(state: LabState | None = None) -> str:
     if not state.hosts:
         return "the lab is not up (`nodeport-lb lab up`)"
     data = status(state)
-    lines = [f"{'HOST':<10} {'ROLE':<7} {'ADDRESS':<15} {'STATE':<8} POD CIDR"]
+    header = f"{'HOST':<10} {'ROLE':<7} {'ADDRESS':<15} {'STATE':<8} {'POD CIDR':<17}"
+    lines = [header + (" KUBE-PROXY" if state.kube_proxy else "")]
     for host in state.hosts:
-        running = "running" if hosts.is_running(host.nspawn_pid, host.name) else "stopped"
-        lines.append(
-            f"{host.name:<10} {host.role:<7} {host.address:<15} {running:<8} {host.pod_cidr or ''}"
+        up = hosts.is_running(host.nspawn_pid, host.name)
+        line = (
+            f"{host.name:<10} {host.role:<7} {host.address:<15} "
+            f"{'running' if up else 'stopped':<8} {host.pod_cidr or '':<17}"
         )
+        if state.kube_proxy and host.role == "node":
+            line += f" stand-in ({_unit_state(host, hosts.KUBE_PROXY_UNIT) if up else '-'})"
+        lines.append(line.rstrip())
+    if state.kube_proxy:
+        lines += [
+            "",
+            "kube-proxy: a STAND-IN on every node, not the real kube-proxy (which cannot be "
+            "installed here):",
+            "  kube-proxy.service (nodeport_lb/lab/kube_proxy.py): table ip kube-proxy with "
+            "the NodePort rules, healthCheckNodePorts, /healthz on :10256",
+        ]
     lines += ["", f"VIPs: {' '.join(data['vips'])}", ""]
     lines.append(f"{'POD':<20} {'NODE':<8} {'ADDRESS':<15} {'PHASE':<12} SERVICE")
     for pod, row in zip(state.pods, data["pods"], strict=True):
@@ -275,6 +305,12 @@ def status_table(state: LabState | None = None) -> str:
         )
     lines += ["", f"store: {state.store_path}   inventory: {state.inventory_path}"]
     return "\n".join(lines)
+
+
+def _unit_state(host: LabHost, unit: str) -> str:
+    command = hosts.exec_args(host.nspawn_pid, host.name, ["systemctl", "is-active", unit])
+    result = run(command, check=False)
+    return result.stdout.strip() or "unknown"
 
 
 def exec_on_host(name: str, command: list[str]) -> int:

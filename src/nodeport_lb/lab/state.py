@@ -72,6 +72,7 @@ class LabState:
     inventory_path: str = ""
     base_rootfs: str = ""
     endpoint_controller_pid: int | None = None
+    kube_proxy: bool = False  # `lab up --kube-proxy`: every node runs the kube-proxy stand-in
     complete: bool = False  # True once `lab up` finished
 
     def host(self, name: str) -> LabHost:
@@ -105,6 +106,7 @@ class LabState:
             inventory_path=data.get("inventory_path", ""),
             base_rootfs=data.get("base_rootfs", ""),
             endpoint_controller_pid=data.get("endpoint_controller_pid"),
+            kube_proxy=bool(data.get("kube_proxy", False)),
             complete=bool(data.get("complete", False)),
         )
 
