@@ -1,13 +1,13 @@
-# Same names as exoscale-nlb's outputs.
+# Exactly exoscale-nlb's output names and shapes (a test compares the names).
 
 output "lb_id" {
   description = "ID of the stand-in NLB."
-  value       = terraform_data.nlb_service.output.nlb_id
+  value       = local.nlb_id
 }
 
 output "lb_address" {
   description = "A documentation address (TEST-NET-1) in place of the NLB's public IP."
-  value       = "192.0.2.10"
+  value       = var.nlb_id == null ? terraform_data.nlb[0].output.values.ip_address : "192.0.2.10"
 }
 
 output "listener_id" {
@@ -22,10 +22,17 @@ output "port" {
 
 output "node_port" {
   description = "nodePort the NLB would forward to."
-  value       = terraform_data.nlb_service.output.target_port
+  value       = terraform_data.nlb_service.output.values.target_port
 }
 
 output "healthcheck" {
   description = "The health check the NLB service would get."
-  value       = terraform_data.nlb_service.output.healthcheck
+  value = {
+    mode     = module.healthcheck.mode
+    port     = module.healthcheck.port
+    path     = module.healthcheck.mode == "tcp" ? null : var.healthcheck_uri
+    interval = var.healthcheck_interval
+    timeout  = var.healthcheck_timeout
+    retries  = var.healthcheck_retries
+  }
 }

@@ -67,3 +67,39 @@ def write_store(directory: Path, *services: dict) -> Path:
 @pytest.fixture
 def seed_store(tmp_path: Path) -> Path:
     return write_store(tmp_path / "store", SEED_SERVICE)
+
+
+@pytest.fixture
+def cloud_cli(offline_terraform, capfd):
+    """``cloud_cli(*base)`` -> ``run(action, *extra)``: `nodeport-lb cloud ACTION *base *extra`
+    in this process, returning (exit code, stdout, stderr) with Terraform's output included."""
+    from nodeport_lb.cli import main
+
+    def make(*base: str):
+        def run(action: str, *extra: str) -> tuple[int, str, str]:
+            code = main(["cloud", action, *base, *extra])
+            out, err = capfd.readouterr()
+            return code, out, err
+
+        return run
+
+    return make
+
+
+def exoscale_args(store: Path, workdir: Path) -> list[str]:
+    """The seed's Service on the offline stand-in of exoscale-nlb."""
+    return [
+        "--provider", "exoscale", "--manifests", str(store), "--service", "default/python-lb",
+        "--zone", "ch-gva-2", "--instance-pool-id", "pool-1",
+        "--module-dir", str(TERRAFORM_DIR / "test-offline"), "--workdir", str(workdir),
+    ]  # fmt: skip
+
+
+def aws_args(store: Path, workdir: Path) -> list[str]:
+    """The seed's Service on the offline stand-in of aws-nlb, two nodes as targets."""
+    return [
+        "--provider", "aws", "--manifests", str(store), "--service", "default/python-lb",
+        "--vpc-id", "vpc-1", "--subnet", "subnet-a", "--subnet", "subnet-b",
+        "--node-address", "10.0.1.10", "--node-address", "10.0.1.11",
+        "--module-dir", str(TERRAFORM_DIR / "test-offline-aws"), "--workdir", str(workdir),
+    ]  # fmt: skip

@@ -115,8 +115,13 @@ def test_hcnp_outside_a_custom_range_is_refused(capsys, seed_store):
         capsys, seed_store, "--provider", "exoscale", "--service", "default/python-lb",
         "--node-port-range", "31000-31500",
     )  # fmt: skip
+    # The Service itself is invalid for that range, as the API server would say.
     assert code == 1
-    assert "healthCheckNodePort 31897 is outside the node port range 31000-31500" in err
+    assert (
+        "spec.healthCheckNodePort: Invalid value: 31897: provided port is not in the valid "
+        "range. The range of valid ports is 31000-31500"
+    ) in err
+    assert "set aside" in err
 
 
 def test_several_ports_need_a_port_name(capsys, tmp_path):

@@ -97,7 +97,7 @@ class TestDriverCycle:
         run.workdir = workdir  # type: ignore[attr-defined]
         return run
 
-    def test_plan_apply_output_destroy(self, cloud, tmp_path):
+    def test_plan_apply_output_destroy(self, cloud, tmp_path, seed_store):
         code, out, err = cloud("plan")
         assert code == 0, err
         assert "Plan: 2 to add, 0 to change, 0 to destroy." in out
@@ -108,7 +108,7 @@ class TestDriverCycle:
         assert "Apply complete! Resources: 2 added" in out
         outputs = json.loads(out[out.index("\n{") :])
         assert outputs["healthcheck"] == {
-            "mode": "http", "port": 31897, "uri": "/",
+            "mode": "http", "port": 31897, "path": "/",
             "interval": 10, "timeout": 3, "retries": 1,
         }  # fmt: skip
         assert (outputs["port"], outputs["node_port"]) == (80, 31001)
@@ -123,6 +123,11 @@ class TestDriverCycle:
             "nodeport_lb_port": 80,
             "nodeport_lb_node_port": 31001,
             "nodeport_lb_healthcheck": outputs["healthcheck"],
+            # what `cloud check` (and so the verification) needs to find this deployment again
+            "nodeport_lb_cloud_workdir": str(cloud.workdir),
+            "nodeport_lb_cloud_port_name": None,
+            "nodeport_lb_cloud_source": {"manifests": str(seed_store)},
+            "nodeport_lb_cloud_node_port_range": "30000-32767",
         }
 
         # A second run finds its state: nothing to do (init must not empty the state file).
@@ -162,5 +167,5 @@ class TestDriverCycle:
             manifest.unlink()
         code, out, err = cloud("destroy", "--auto-approve")
         assert code == 0, err
-        assert "not found: destroying what" in err
+        assert "not found in the manifest store" in err and ": destroying what" in err
         assert "2 destroyed" in out

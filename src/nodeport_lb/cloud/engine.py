@@ -34,7 +34,9 @@ class TerraformError(CloudError):
 
 
 class TerraformEngine(Protocol):
-    def init(self, workdir: Path) -> None: ...
+    def init(self, workdir: Path, backend_config: Sequence[str] = ()) -> None:
+        """``backend_config``: ``-backend-config`` values (KEY=VALUE or a file)."""
+        ...
 
     def plan(self, workdir: Path, plan_file: Path, *, destroy: bool = False) -> bool:
         """Write a plan; True when it changes something."""
@@ -44,6 +46,10 @@ class TerraformEngine(Protocol):
 
     def output(self, workdir: Path) -> dict[str, Any]:
         """Root outputs as ``{name: value}``."""
+        ...
+
+    def show_json(self, workdir: Path, plan_file: Path | None = None) -> dict[str, Any]:
+        """``terraform show -json [PLAN]``: the state, or a saved plan."""
         ...
 
     def fmt_check(self, path: Path) -> bool:
@@ -65,10 +71,11 @@ class CliEngine:
     def __repr__(self) -> str:
         return f"CliEngine({' '.join(self.command)!r})"
 
-    def init(self, workdir: Path) -> None:
-        # Not -reconfigure: it empties an existing local state file. A changed --state stops
-        # here with Terraform's own advice (init -migrate-state) instead.
-        self._run(workdir, ["init", "-input=false"])
+    def init(self, workdir: Path, backend_config: Sequence[str] = ()) -> None:
+        # Not -reconfigure: it empties an existing local state file. A changed --state or
+        # backend stops here with Terraform's own advice (init -migrate-state) instead.
+        extra = [f"-backend-config={item}" for item in backend_config]
+        self._run(workdir, ["init", "-input=false", *extra])
 
     def plan(self, workdir: Path, plan_file: Path, *, destroy: bool = False) -> bool:
         args = ["plan", "-input=false", "-detailed-exitcode", f"-out={plan_file}"]
@@ -82,6 +89,15 @@ class CliEngine:
     def output(self, workdir: Path) -> dict[str, Any]:
         text = self._run(workdir, ["output", "-json"], capture=True)
         return {name: item["value"] for name, item in json.loads(text or "{}").items()}
+
+    def show_json(self, workdir: Path, plan_file: Path | None = None) -> dict[str, Any]:
+        text = self._run(
+            workdir, ["show", "-json", *([str(plan_file)] if plan_file else [])], capture=True
+        )
+        try:
+            return json.loads(text or "{}")
+        except json.JSONDecodeError as exc:
+            raise CloudError(f"terraform show -json in {workdir}: not JSON ({exc})") from exc
 
     def fmt_check(self, path: Path) -> bool:
         return self._run(path, ["fmt", "-check", "-recursive", "-diff"], ok=(0, 3)) == 0

@@ -1,15 +1,39 @@
-"""The Service the cloud path fronts, read from a manifest store or the Kubernetes API."""
+"""The Service the cloud path fronts, read from a manifest store or the Kubernetes API.
+
+Whatever the source, the object goes through the project's one Service validation (the API
+server's rules) before any of it reaches Terraform: a Service that does not validate is set
+aside with its field errors, never rendered.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nodeport_lb.cloud import CloudError
-from nodeport_lb.model import Service
-from nodeport_lb.store import ManifestStore
+from nodeport_lb.model import NodePortRange, Service, apply_defaults, is_service_manifest
+from nodeport_lb.store import ManifestStore, ObjectKey
+from nodeport_lb.validation import validate_service
+
+
+class ServiceNotFound(CloudError):
+    """The Service is not in the source (it may have been deleted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)
+
+
+class InvalidService(CloudError):
+    """The Service exists but does not validate: set aside, nothing of it reaches Terraform."""
+
+
+@dataclass(frozen=True)
+class RawService:
+    manifest: Any
+    origin: str  # where it came from, for messages ("store/service_default_web.yaml")
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -20,24 +44,59 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return namespace or "default", name
 
 
-def load_service(ref: str, manifests: Path | None, kubeconfig: Path | None) -> Service:
+def load_service(
+    ref: str,
+    manifests: Path | None,
+    kubeconfig: Path | None,
+    node_port_range: NodePortRange | None = None,
+) -> Service:
+    """The validated Service ``ref``; ServiceNotFound, InvalidService or CloudError otherwise."""
     namespace, name = parse_ref(ref)
-    raw = _read_from_store(manifests, namespace, name) if manifests else None
     if kubeconfig:
         raw = _read_from_api(kubeconfig, namespace, name)
+        where = f"cluster of {kubeconfig}"
+    else:
+        assert manifests is not None
+        raw = _read_from_store(manifests, namespace, name)
+        where = f"manifest store {manifests}"
     if raw is None:
-        where = f"manifest store {manifests}" if manifests else f"cluster of {kubeconfig}"
-        raise CloudError(f"Service {namespace}/{name} not found in the {where}", exit_code=2)
-    return Service.from_manifest(raw)
+        raise ServiceNotFound(f"Service {namespace}/{name} not found in the {where}")
+    return validated(raw, f"{namespace}/{name}", node_port_range or NodePortRange())
 
 
-def _read_from_store(path: Path, namespace: str, name: str) -> dict[str, Any] | None:
+def validated(raw: RawService, ref: str, node_port_range: NodePortRange) -> Service:
+    if not is_service_manifest(raw.manifest):
+        raise InvalidService(f"{raw.origin}: {ref} is not a v1 Service; set aside")
+    manifest = apply_defaults(raw.manifest)
+    errors = validate_service(manifest, node_port_range)
+    if errors:
+        details = "".join(f"\n  {error}" for error in errors)
+        raise InvalidService(
+            f"{raw.origin}: Service {ref} is invalid and was set aside; nothing of it was "
+            f"passed to Terraform:{details}"
+        )
+    return Service.from_manifest(manifest)
+
+
+def _read_from_store(path: Path, namespace: str, name: str) -> RawService | None:
     if not path.is_dir():
         raise CloudError(f"--manifests {path}: not a directory", exit_code=2)
-    return ManifestStore(path).get("Service", namespace, name)
+    contents = ManifestStore(path).load()
+    key = ObjectKey("Service", namespace, name)
+    if key in contents.objects:
+        return RawService(contents.objects[key], str(contents.sources[key]))
+    unreadable = [str(error) for error in contents.errors]
+    if unreadable:
+        # The Service may be in a file that does not parse: "not found" would be a guess.
+        raise CloudError(
+            f"Service {namespace}/{name} not found in the manifest store {path}, and some of "
+            "its files cannot be read:\n  " + "\n  ".join(unreadable),
+            exit_code=2,
+        )
+    return None
 
 
-def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any] | None:
+def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> RawService | None:
     # Imported here: the kubernetes client is slow to import and only this path needs it.
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
@@ -56,5 +115,10 @@ def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any
     except (ConfigException, OSError, yaml.YAMLError) as exc:
         message = " ".join(str(exc).split())
         raise CloudError(f"--kubeconfig {kubeconfig}: {message}", exit_code=2) from exc
-    # camelCase dict, the same shape as a manifest
-    return api_client.sanitize_for_serialization(service)
+    # camelCase dict, the same shape as a manifest; the typed client drops apiVersion/kind
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        **api_client.sanitize_for_serialization(service),
+    }
+    return RawService(manifest, f"the cluster of {kubeconfig}")

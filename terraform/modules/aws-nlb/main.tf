@@ -16,7 +16,10 @@ resource "aws_lb" "this" {
   load_balancer_type = "network"
   internal           = var.internal
   subnets            = var.subnet_ids
-  tags               = var.tags
+  # AWS attaches security groups to an NLB only when it is created (none: the nodes' own
+  # security groups must admit the clients, whose addresses the NLB preserves).
+  security_groups = var.security_groups
+  tags            = var.tags
 }
 
 data "aws_lb" "existing" {
@@ -28,17 +31,25 @@ data "aws_lb" "existing" {
 locals {
   lb_arn      = var.lb_arn == null ? aws_lb.this[0].arn : var.lb_arn
   lb_dns_name = var.lb_arn == null ? aws_lb.this[0].dns_name : data.aws_lb.existing[0].dns_name
+  lb_zone_id  = var.lb_arn == null ? aws_lb.this[0].zone_id : data.aws_lb.existing[0].zone_id
 }
 
 resource "aws_lb_target_group" "this" {
-  name        = var.name
+  # A new nodePort (or protocol, or VPC) forces a new target group. With a fixed name the new
+  # one could not exist beside the old one, and the old one cannot go while the listener uses
+  # it (ResourceInUse): a generated name from this prefix, created before the old group is
+  # destroyed, lets the listener move over in place. The readable name is the Name tag.
+  name_prefix = var.target_group_name_prefix
   vpc_id      = var.vpc_id
   protocol    = var.protocol
   port        = module.healthcheck.node_port
   target_type = var.target_type
   # The point of externalTrafficPolicy: Local is that the pod sees the client's address.
-  preserve_client_ip = true
-  tags               = var.tags
+  preserve_client_ip     = true
+  proxy_protocol_v2      = var.proxy_protocol_v2
+  deregistration_delay   = var.deregistration_delay
+  connection_termination = var.connection_termination
+  tags                   = merge(var.tags, { Name = var.name })
 
   health_check {
     enabled  = true
@@ -52,6 +63,10 @@ resource "aws_lb_target_group" "this" {
     healthy_threshold   = var.healthy_threshold
     unhealthy_threshold = var.unhealthy_threshold
   }
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_lb_target_group_attachment" "this" {
@@ -60,8 +75,15 @@ resource "aws_lb_target_group_attachment" "this" {
   target_group_arn = aws_lb_target_group.this.arn
   target_id        = each.value
   port             = module.healthcheck.node_port
+
+  # The nodes join the new target group before they leave the old one.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
+# The listener only changes its forward target when the target group is replaced: it is
+# updated in place, so the NLB keeps listening throughout.
 resource "aws_lb_listener" "this" {
   load_balancer_arn = local.lb_arn
   protocol          = var.protocol

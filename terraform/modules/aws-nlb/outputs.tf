@@ -11,6 +11,16 @@ output "lb_address" {
   value       = local.lb_dns_name
 }
 
+output "lb_dns_name" {
+  description = "DNS name of the NLB (for a CNAME, or an alias record with lb_zone_id)."
+  value       = local.lb_dns_name
+}
+
+output "lb_zone_id" {
+  description = "Route 53 hosted zone of the NLB's DNS name, for an alias record."
+  value       = local.lb_zone_id
+}
+
 output "listener_id" {
   description = "ARN of the listener."
   value       = aws_lb_listener.this.arn
@@ -19,6 +29,11 @@ output "listener_id" {
 output "target_group_arn" {
   description = "ARN of the target group."
   value       = aws_lb_target_group.this.arn
+}
+
+output "target_group_name" {
+  description = "Generated name of the target group (its Name tag is var.name)."
+  value       = aws_lb_target_group.this.name
 }
 
 output "port" {

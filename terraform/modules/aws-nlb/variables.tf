@@ -28,6 +28,23 @@ variable "lb_arn" {
   default     = null
 }
 
+variable "security_groups" {
+  description = "Security groups for a new NLB (AWS attaches them only at creation); null: none, the nodes' security groups admit the clients."
+  type        = list(string)
+  default     = null
+}
+
+variable "target_group_name_prefix" {
+  description = "Prefix of the target group's generated name (at most 6 characters): a replaced target group gets a new name, so it can be created before the old one is destroyed."
+  type        = string
+  default     = "nplb-"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z][0-9A-Za-z-]{0,5}$", var.target_group_name_prefix))
+    error_message = "target_group_name_prefix: 1-6 letters, digits or hyphens, not starting with a hyphen (AWS appends 26 characters to make a name of at most 32)."
+  }
+}
+
 variable "internal" {
   description = "Whether a new NLB is internal."
   type        = bool
@@ -70,6 +87,37 @@ variable "targets" {
   description = "Node addresses (target_type ip) or instance IDs (target_type instance) to register."
   type        = list(string)
   default     = []
+}
+
+variable "deregistration_delay" {
+  description = "Seconds a removed node keeps its established connections (0-3600). The default, AWS's own, is far longer than the health check's detection time (interval x unhealthy_threshold = 20 s), so connections that a terminating pod still serves can finish."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.deregistration_delay >= 0 && var.deregistration_delay <= 3600 && floor(var.deregistration_delay) == var.deregistration_delay
+    error_message = "deregistration_delay must be a whole number of seconds in 0-3600."
+  }
+}
+
+variable "connection_termination" {
+  description = "Close a removed node's remaining connections when the deregistration delay ends (false: they may outlive it)."
+  type        = bool
+  default     = false
+}
+
+variable "proxy_protocol_v2" {
+  description = "Prepend a PROXY protocol v2 header to every connection (the application must parse it)."
+  type        = bool
+  default     = false
+
+  # With instance targets the NLB already preserves the client's address, which the pod of an
+  # externalTrafficPolicy: Local Service sees unchanged; a PROXY header on top only reaches an
+  # application that does not expect it, which AWS's load balancer controller warns against.
+  validation {
+    condition     = !(var.proxy_protocol_v2 && var.target_type == "instance" && var.external_traffic_policy == "Local")
+    error_message = "proxy_protocol_v2 is refused with target_type instance for externalTrafficPolicy: Local: the NLB already preserves the client's address there and the pod sees it as is; a PROXY v2 header would reach an application that does not expect one (AWS's load balancer controller warns against this combination). Leave proxy_protocol_v2 off, or use target_type ip for an application that parses PROXY v2."
+  }
 }
 
 variable "external_traffic_policy" {

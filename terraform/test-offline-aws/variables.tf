@@ -1,0 +1,1 @@
+../modules/aws-nlb/variables.tf
