@@ -113,7 +113,9 @@ class TestDriverCycle:
         }  # fmt: skip
         assert (outputs["port"], outputs["node_port"]) == (80, 31001)
 
-        host = yaml.safe_load(inventory_file.read_text())["all"]["children"]["cloud_lb"]["hosts"]
+        written = yaml.safe_load(inventory_file.read_text())["all"]
+        assert written["vars"] == {"nodeport_lb_store": {"path": str(seed_store)}}
+        host = written["children"]["cloud_lb"]["hosts"]
         assert host["exoscale-default-python-lb-80"] == {
             "ansible_host": "192.0.2.10",
             "ansible_connection": "local",
@@ -126,7 +128,6 @@ class TestDriverCycle:
             # what `cloud check` (and so the verification) needs to find this deployment again
             "nodeport_lb_cloud_workdir": str(cloud.workdir),
             "nodeport_lb_cloud_port_name": None,
-            "nodeport_lb_cloud_source": {"manifests": str(seed_store)},
             "nodeport_lb_cloud_node_port_range": "30000-32767",
         }
 

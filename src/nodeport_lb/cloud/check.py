@@ -186,3 +186,53 @@ def _service_port(service: Service, listener: Listener) -> ServicePort | None:
 
 def _ports(service: Service) -> str:
     return ", ".join(f"{p.key} {p.protocol} {p.port}" for p in service.ports) or "none"
+
+
+def check_inventory_host(host_vars: Mapping[str, Any]) -> list[str]:
+    """Drift lines for a ``cloud_lb`` host written by ``cloud apply --inventory-out``.
+
+    Its variables name the work directory and the Service, ``nodeport_lb_store`` (``{path}``
+    or ``{kubeconfig}``, as the Services role reads it) where the Service is; an error that
+    stops the check is one line too (the verification reports it like a drift).
+    """
+    # Imported here: the verification suite imports this module for every inventory.
+    from pathlib import Path
+
+    from nodeport_lb.cloud import driver
+    from nodeport_lb.cloud.engine import find_engine
+    from nodeport_lb.cloud.render import parse_range
+    from nodeport_lb.cloud.service_source import ServiceNotFound, load_service
+
+    ref = str(host_vars.get("nodeport_lb_service", "?"))
+    try:
+        workdir = Path(host_vars["nodeport_lb_cloud_workdir"])
+        store = host_vars.get("nodeport_lb_store") or {}
+        manifests, kubeconfig = store.get("path"), store.get("kubeconfig")
+        if not (manifests or kubeconfig):
+            raise CloudError("nodeport_lb_store has neither path nor kubeconfig to read it from")
+        node_port_range = parse_range(
+            str(host_vars.get("nodeport_lb_cloud_node_port_range") or "30000-32767")
+        )
+        try:
+            service: Service | None = load_service(
+                ref,
+                Path(manifests) if manifests else None,
+                Path(kubeconfig) if kubeconfig else None,
+                node_port_range,
+            )
+        except ServiceNotFound:
+            service = None
+        deployment = driver.Deployment(
+            module_dir=workdir, workdir=workdir, state=workdir / "terraform.tfstate", variables=None
+        )
+        show = driver.state(find_engine(), deployment)
+        found = listeners(show) if show else []
+        return drift(
+            ref, service, found, host_vars.get("nodeport_lb_cloud_port_name"), str(workdir)
+        )
+    except KeyError as exc:
+        return [
+            f"{ref}: cannot check the cloud load balancer: no {exc.args[0]} in its host variables"
+        ]
+    except CloudError as exc:
+        return [f"{ref}: cannot check the cloud load balancer: {' '.join(str(exc).split())}"]

@@ -294,16 +294,18 @@ def _run(args: argparse.Namespace) -> int:
         host_vars = {
             "nodeport_lb_cloud_workdir": str(workdir.resolve()),
             "nodeport_lb_cloud_port_name": args.port_name,
-            "nodeport_lb_cloud_source": (
-                {"manifests": str(args.manifests.resolve())}
-                if args.manifests
-                else {"kubeconfig": str(args.kubeconfig.resolve())}
-            ),
             "nodeport_lb_cloud_node_port_range": str(node_port_range),
         }
+        # The control plane as every play and the verification read it (the Services role's
+        # variable), so `nodeport-lb verify` on this inventory finds the Service again.
+        store = (
+            {"path": str(args.manifests.resolve())}
+            if args.manifests
+            else {"kubeconfig": str(args.kubeconfig.resolve())}
+        )
         driver.write_inventory(
             args.inventory_out,
-            driver.inventory(args.provider, args.service, outputs, host_vars),
+            driver.inventory(args.provider, args.service, outputs, host_vars, store),
         )
         print(f"==> inventory written to {args.inventory_out}", file=sys.stderr)
     return 0

@@ -132,12 +132,14 @@ def inventory(
     service_ref: str,
     outputs: dict[str, Any],
     deployment_vars: dict[str, Any] | None = None,
+    store: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An Ansible inventory with the cloud load balancer as a host of group ``cloud_lb``.
 
     ``ansible_connection: local``: a cloud load balancer has no shell; plays and testinfra probe
     it from the controller, at ``ansible_host``. ``deployment_vars`` (work directory, Service
-    source, port name) let the verification run ``cloud check`` on it later.
+    port name) and ``store`` (``nodeport_lb_store``: where the Service is) let the
+    verification run ``cloud check`` on it later.
     """
     missing = [name for name in INVENTORY_OUTPUTS if name not in outputs]
     if missing:
@@ -156,7 +158,10 @@ def inventory(
         **(deployment_vars or {}),
     }
     name = f"{provider}-{service_ref.replace('/', '-')}-{outputs['port']}"
-    return {"all": {"children": {"cloud_lb": {"hosts": {name: host}}}}}
+    inventory: dict[str, Any] = {"all": {"children": {"cloud_lb": {"hosts": {name: host}}}}}
+    if store:
+        inventory["all"]["vars"] = {"nodeport_lb_store": store}
+    return inventory
 
 
 def write_inventory(path: Path, data: dict[str, Any]) -> None:

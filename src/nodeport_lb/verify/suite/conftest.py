@@ -53,10 +53,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for fixture, group in ROLES.items():
         if fixture in metafunc.fixturenames:
             names = inventory.hosts(group)
-            if fixture == "client" and not names:
+            if fixture == "client" and not names and inventory.hosts("lbs"):
                 names = ["localhost"]  # end to end from the controller itself
             names = _selected(metafunc.config, names)
             metafunc.parametrize(fixture, names, ids=names, indirect=True)
+    if "cloud_lb" in metafunc.fixturenames:
+        # cloud load balancers have no shell: checked from the controller, by name
+        names = _selected(metafunc.config, inventory.hosts("cloud_lb"))
+        metafunc.parametrize("cloud_lb", names, ids=names)
     if "vip" in metafunc.fixturenames:
         vips = [str(v) for v in inventory.var("nodeport_lb_vips") or []]
         metafunc.parametrize("vip", vips, ids=vips)
