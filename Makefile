@@ -2,7 +2,7 @@
 VENV := .venv/bin
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: demo test lint bootstrap lab-down
+.PHONY: demo test lint bootstrap lab-down collection
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -15,6 +15,10 @@ demo: bootstrap
 test: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/python -m pytest -n 2 --dist loadgroup tests
+
+## collection: the Ansible collection nodeport_lb.core, dist/nodeport_lb-core-VERSION.tar.gz
+collection: bootstrap
+	$(VENV)/python scripts/build_collection.py
 
 lint: bootstrap
 	$(VENV)/ruff check .

@@ -19,8 +19,8 @@ description:
     O(definition).
   - Supports check mode (reports what would change, changes nothing) and diff mode.
 version_added: "0.1.0"
-author: nodeport-lb developers
-extends_documentation_fragment: nodeport_store
+author: nodeport-lb maintainers (@nodeport-lb)
+extends_documentation_fragment: nodeport_lb.core.nodeport_store
 options:
   state:
     description: V(present) creates or updates the Service; V(absent) deletes it.
@@ -113,12 +113,12 @@ notes:
     C(spec.ports[0].nodePort: Invalid value: 29999: provided port is not in the valid range.
     The range of valid ports is 30000-32767), and changes nothing."
 seealso:
-  - module: nodeport_service_info
+  - module: nodeport_lb.core.nodeport_service_info
 """
 
 EXAMPLES = r"""
 - name: The seed article's LoadBalancer Service, eTP Local, in the lab's manifest store
-  nodeport_service:
+  nodeport_lb.core.nodeport_service:
     store: "{{ nodeport_lb_store }}"
     name: python-lb
     type: LoadBalancer
@@ -139,7 +139,7 @@ EXAMPLES = r"""
     msg: "check nodes over HTTP on {{ python_lb.health_check_node_port }}"
 
 - name: A NodePort Service from a raw manifest, applied to a cluster through a kubeconfig
-  nodeport_service:
+  nodeport_lb.core.nodeport_service:
     store:
       kubeconfig: ~/.kube/config
       context: prod
@@ -158,7 +158,7 @@ EXAMPLES = r"""
             nodePort: 31000
 
 - name: Remove a Service
-  nodeport_service:
+  nodeport_lb.core.nodeport_service:
     store: "{{ nodeport_lb_store }}"
     name: python-lb
     state: absent

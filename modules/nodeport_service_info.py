@@ -8,11 +8,12 @@ module: nodeport_service_info
 short_description: Read Services with their nodePorts and healthCheckNodePort
 description:
   - Returns existing Services from a manifest store or a Kubernetes API server with the same
-    facts as M(nodeport_service) returns (the object, C(node_ports), C(health_check_node_port)),
-    for plays that configure load balancers in front of Services they did not create.
+    facts as M(nodeport_lb.core.nodeport_service) returns (the object, C(node_ports),
+    C(health_check_node_port)), for plays that configure load balancers in front of Services
+    they did not create.
 version_added: "0.1.0"
-author: nodeport-lb developers
-extends_documentation_fragment: nodeport_store
+author: nodeport-lb maintainers (@nodeport-lb)
+extends_documentation_fragment: nodeport_lb.core.nodeport_store
 options:
   name:
     description: Only this Service. All Services when omitted.
@@ -20,18 +21,20 @@ options:
   namespace:
     description: Only Services in this namespace (with O(name), the Service's namespace).
     type: str
+seealso:
+  - module: nodeport_lb.core.nodeport_service
 """
 
 EXAMPLES = r"""
 - name: Every Service in the lab's manifest store
-  nodeport_service_info:
+  nodeport_lb.core.nodeport_service_info:
     store: "{{ nodeport_lb_store }}"
   register: services
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
 
 - name: One Service's healthCheckNodePort
-  nodeport_service_info:
+  nodeport_lb.core.nodeport_service_info:
     store: {kubeconfig: ~/.kube/config}
     name: python-lb
     namespace: default

@@ -34,14 +34,12 @@ options:
       api_key:
         description: Bearer token (E(K8S_AUTH_API_KEY)).
         type: str
-        no_log: true
       username:
         description: Basic-auth user name (E(K8S_AUTH_USERNAME)).
         type: str
       password:
         description: Basic-auth password (E(K8S_AUTH_PASSWORD)).
         type: str
-        no_log: true
       validate_certs:
         description: Verify the API server's certificate (E(K8S_AUTH_VERIFY_SSL)).
         type: bool

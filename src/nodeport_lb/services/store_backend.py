@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
+from contextlib import AbstractContextManager
 from typing import Any
 
 from nodeport_lb.allocation import RangeFullError, allocate, ports_held_by_others
@@ -27,7 +29,7 @@ class StoreBackend:
         meta = manifest["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         # The lock spans read, allocation and write, so two runs never hand out one port twice.
-        with self.store.locked():
+        with self._lock(check_mode):
             contents = self.store.load()
             current = contents.objects.get(ObjectKey("Service", namespace, name))
             others = ports_held_by_others(contents.of_kind("Service"), namespace, name)
@@ -44,11 +46,16 @@ class StoreBackend:
         return ApplyResult(changed, current, desired)
 
     def delete(self, namespace: str, name: str, check_mode: bool = False) -> ApplyResult:
-        with self.store.locked():
+        with self._lock(check_mode):
             current = self.get(namespace, name)
             if current and not check_mode:
                 self.store.delete("Service", namespace, name)
         return ApplyResult(current is not None, current, None)
+
+    def _lock(self, check_mode: bool) -> AbstractContextManager[object]:
+        """Check mode writes nothing, not even the store directory or its lock file: it reads
+        a snapshot (every write is an atomic rename, so each file reads whole)."""
+        return contextlib.nullcontext() if check_mode else self.store.locked()
 
     @staticmethod
     def _stored_form(manifest: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:

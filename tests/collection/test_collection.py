@@ -1,0 +1,369 @@
+"""The nodeport_lb.core collection as an Ansible user gets it: `make collection`'s tarball,
+installed with ansible-galaxy into a fresh path, used from a directory with no checkout and
+no ansible.cfg (only the controller's Python package, as `pip install 'nodeport-lb[controller]'`
+gives it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MODULES = ("nodeport_lb.core.nodeport_service", "nodeport_lb.core.nodeport_service_info")
+ROLES = ("services", "node_proxy", "haproxy", "keepalived")
+
+pytestmark = pytest.mark.xdist_group("collection")
+
+
+@dataclass(frozen=True)
+class Installed:
+    tarball: Path
+    collections: Path  # the collections path it was installed into
+    outside: Path  # a working directory with no checkout and no ansible.cfg
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ANSIBLE_") or k in ("ANSIBLE_NOCOLOR",)
+        }
+        return {
+            **env,
+            "ANSIBLE_COLLECTIONS_PATH": str(self.collections),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_HOME": str(self.outside / ".ansible"),
+        }
+
+    def run(self, tool: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / tool), *args],
+            cwd=self.outside,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    root = tmp_path_factory.mktemp("collection")
+    built = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_collection.py"), "--output-dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    tarball = Path(built.stdout.strip().splitlines()[-1])
+    outside = root / "elsewhere"
+    outside.mkdir()
+    collections = root / "collections"
+    install = Installed(tarball, collections, outside)
+    result = install.run(
+        "ansible-galaxy", "collection", "install", "-p", str(collections), str(tarball)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield install
+
+
+def test_make_collection_names_the_tarball_after_the_package_version(
+    installed: Installed,
+) -> None:
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert installed.tarball.name == f"nodeport_lb-core-{version}.tar.gz"
+    with tarfile.open(installed.tarball) as tar:
+        names = set(tar.getnames())
+        manifest = json.load(tar.extractfile("MANIFEST.json"))  # type: ignore[arg-type]
+    assert manifest["collection_info"]["version"] == version
+    for expected in (
+        "plugins/modules/nodeport_service.py",
+        "plugins/filter/nodeport_lb.py",
+        "plugins/doc_fragments/nodeport_store.py",
+        "playbooks/site.yml",
+        "templates/haproxy.cfg.j2",
+        "meta/runtime.yml",
+        f"roles/node_proxy/files/nodeport_lb-{version}-py3-none-any.whl",
+        *(f"roles/{role}/meta/argument_specs.yml" for role in ROLES),
+    ):
+        assert expected in names, expected
+    assert not any("__pycache__" in n or n.startswith(".") for n in names)
+
+
+def test_ansible_doc_by_fqcn_for_every_module_and_role(installed: Installed) -> None:
+    for module in MODULES:
+        result = installed.run("ansible-doc", "--json", module)
+        assert result.returncode == 0, result.stderr
+        assert "WARNING" not in result.stderr, result.stderr
+        doc = json.loads(result.stdout)[module]["doc"]
+        assert "store" in doc["options"]  # from the doc fragment, found by FQCN
+        assert "kubeconfig" in doc["options"]["store"]["suboptions"]
+    for role in ROLES:
+        result = installed.run("ansible-doc", "-t", "role", "--json", f"nodeport_lb.core.{role}")
+        assert result.returncode == 0, result.stderr
+        entry = json.loads(result.stdout)[f"nodeport_lb.core.{role}"]
+        assert entry["entry_points"]["main"]["short_description"]
+
+
+def _doc_blocks(path: Path) -> dict[str, Any]:
+    source = path.read_text()
+    blocks = {}
+    for name in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
+        match = re.search(rf'^{name} = r"""(.*?)^"""', source, re.S | re.M)
+        assert match, f"{path}: no {name}"
+        blocks[name] = yaml.safe_load(match[1])
+    return blocks
+
+
+def _walk_options(options: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, spec in (options or {}).items():
+        yield name, spec
+        yield from _walk_options(spec.get("suboptions") or {})
+
+
+def test_module_docs_follow_the_collection_rules(installed: Installed) -> None:
+    """What ansible-test's validate-modules asks of a collection's documentation (its own
+    environment cannot be set up offline): authors as 'Name (@handle)', seealso and examples
+    by FQCN, no no_log in documented options."""
+    root = installed.collections / "ansible_collections" / "nodeport_lb" / "core"
+    fragments = root / "plugins" / "doc_fragments" / "nodeport_store.py"
+    fragment_doc = yaml.safe_load(
+        re.search(r'DOCUMENTATION = r"""(.*?)"""', fragments.read_text(), re.S)[1]  # type: ignore[index]
+    )
+    for path in sorted((root / "plugins" / "modules").glob("*.py")):
+        blocks = _doc_blocks(path)
+        doc = blocks["DOCUMENTATION"]
+        authors = doc["author"] if isinstance(doc["author"], list) else [doc["author"]]
+        assert all(re.fullmatch(r"[^()]+ \(@[\w-]+\)", a) for a in authors), authors
+        for entry in doc.get("seealso") or []:
+            if "module" in entry:
+                assert entry["module"].startswith("nodeport_lb.core."), entry
+        fragments_used = doc.get("extends_documentation_fragment")
+        assert fragments_used in ("nodeport_lb.core.nodeport_store", None), fragments_used
+        options = {**doc.get("options", {}), **fragment_doc["options"]}
+        for name, spec in _walk_options(options):
+            assert "no_log" not in spec, f"{path.name}: option {name} documents no_log"
+        for task in blocks["EXAMPLES"]:
+            used = [k for k in task if k.startswith("nodeport_") or k.endswith(path.stem)]
+            assert all(k.startswith("nodeport_lb.core.") for k in used), (path.name, used)
+        assert isinstance(blocks["RETURN"], dict)
+
+
+def test_roles_call_the_collections_plugins_by_fqcn() -> None:
+    """A role installed as a collection finds its filters only by FQCN: an unqualified
+    nodeport_lb_* filter would work in the checkout and fail for every user."""
+    from importlib import util
+
+    spec = util.spec_from_file_location("filters", REPO / "plugins" / "filter" / "nodeport_lb.py")
+    assert spec and spec.loader
+    filters = util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    names = set(filters.FilterModule().filters())
+    unqualified = re.compile(r"\|\s*(" + "|".join(map(re.escape, names)) + r")\b")
+    offenders = [
+        f"{path.relative_to(REPO)}: {match[1]}"
+        for path in [REPO / "site.yml", *sorted((REPO / "roles").rglob("*.yml"))]
+        for match in unqualified.finditer(path.read_text())
+    ]
+    assert not offenders, offenders
+
+
+def _play(installed: Installed, name: str, tasks: list[dict[str, Any]]) -> Path:
+    path = installed.outside / f"{name}.yml"
+    play = [
+        {
+            "name": name,
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            "tasks": tasks,
+        }
+    ]
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    return path
+
+
+def _recap(output: str, field: str) -> int:
+    match = re.search(rf"localhost\s*:.*\b{field}=(\d+)", output)
+    assert match, output
+    return int(match[1])
+
+
+def test_fqcn_module_from_outside_the_checkout_is_idempotent_and_checkable(
+    installed: Installed,
+) -> None:
+    store = installed.outside / "store"
+    service = {
+        "nodeport_lb.core.nodeport_service": {
+            "store": {"path": str(store)},
+            "name": "python-lb",
+            "type": "LoadBalancer",
+            "external_traffic_policy": "Local",
+            "selector": {"app": "python"},
+            "ports": [{"name": "http", "port": 80, "target_port": 31000, "node_port": 31001}],
+        },
+        "register": "svc",
+    }
+    show = {"ansible.builtin.debug": {"msg": "hcnp={{ svc.health_check_node_port }}"}}
+    play = _play(installed, "service", [{"name": "Service", **service}, {"name": "Show", **show}])
+
+    dry = installed.run("ansible-playbook", str(play), "--check", "--diff")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert _recap(dry.stdout, "changed") == 1
+    assert "+  healthCheckNodePort" in dry.stdout or "healthCheckNodePort" in dry.stdout
+    assert not store.exists() or not any(store.iterdir()), "check mode wrote to the store"
+
+    first = installed.run("ansible-playbook", str(play))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert _recap(first.stdout, "changed") == 1
+    written = {p.name: p.read_bytes() for p in store.iterdir()}
+    assert "service_default_python-lb.yaml" in written
+    hcnp = re.search(r"hcnp=(\d+)", first.stdout)
+    assert hcnp and 30000 <= int(hcnp[1]) <= 32767
+
+    second = installed.run("ansible-playbook", str(play))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _recap(second.stdout, "changed") == 0
+    assert {p.name: p.read_bytes() for p in store.iterdir()} == written
+
+    info = _play(
+        installed,
+        "info",
+        [
+            {
+                "name": "Info",
+                "nodeport_lb.core.nodeport_service_info": {
+                    "store": {"path": str(store)},
+                    "name": "python-lb",
+                },
+                "register": "found",
+            },
+            {
+                "name": "Show",
+                "ansible.builtin.debug": {
+                    "msg": "info={{ found.services[0].health_check_node_port }}"
+                },
+            },
+        ],
+    )
+    result = installed.run("ansible-playbook", str(info))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"info={hcnp[1]}" in result.stdout
+
+
+def test_services_role_by_fqcn_publishes_the_allocated_ports(installed: Installed) -> None:
+    store = installed.outside / "role-store"
+    applied_file = installed.outside / "applied.json"
+    play = installed.outside / "role.yml"
+    play.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Services",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "vars": {
+                        "nodeport_lb_store": {"path": str(store)},
+                        "nodeport_lb_services": [
+                            {
+                                "name": "web",
+                                "type": "LoadBalancer",
+                                "external_traffic_policy": "Local",
+                                "selector": {"app": "web"},
+                                "ports": [{"name": "http", "port": 80, "target_port": 8080}],
+                            }
+                        ],
+                    },
+                    "roles": [{"role": "nodeport_lb.core.services"}],
+                    "post_tasks": [
+                        {
+                            "name": "Save what the role published",
+                            "ansible.builtin.copy": {
+                                "dest": str(applied_file),
+                                "content": "{{ nodeport_lb_applied_services | to_json }}",
+                                "mode": "0644",
+                            },
+                        }
+                    ],
+                }
+            ],
+            sort_keys=False,
+        )
+    )
+    first = installed.run("ansible-playbook", str(play))
+    assert first.returncode == 0, first.stdout + first.stderr
+    applied = json.loads(applied_file.read_text())
+    assert applied[0]["name"] == "web" and applied[0]["health_check_node_port"]
+    second = installed.run("ansible-playbook", str(play))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert _recap(second.stdout, "changed") == 0
+    assert json.loads(applied_file.read_text()) == applied
+
+
+def test_node_proxy_role_uses_the_wheel_shipped_in_the_collection(installed: Installed) -> None:
+    """No checkout to build from: the wheelhouse gets the collection's own agent wheel."""
+    wheelhouse = installed.outside / "wheelhouse"
+    play = installed.outside / "wheelhouse.yml"
+    play.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Wheelhouse",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": True,
+                    "vars": {
+                        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                        "nodeport_lb_node_proxy_wheelhouse": str(wheelhouse),
+                    },
+                    "tasks": [
+                        {
+                            "name": "Build the wheelhouse",
+                            "ansible.builtin.include_role": {
+                                "name": "nodeport_lb.core.node_proxy",
+                                "tasks_from": "wheelhouse.yml",
+                            },
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    result = installed.run("ansible-playbook", str(play))
+    assert result.returncode == 0, result.stdout + result.stderr
+    with tarfile.open(installed.tarball) as tar:
+        (shipped,) = [n for n in tar.getnames() if n.endswith(".whl")]
+        shipped_bytes = tar.extractfile(shipped).read()  # type: ignore[union-attr]
+    (wheel,) = wheelhouse.glob("nodeport_lb-*.whl")
+    assert wheel.read_bytes() == shipped_bytes
+    names = sorted(p.name.split("-")[0].lower() for p in wheelhouse.glob("*.whl"))
+    assert "prometheus_client" in names and "ansible_core" not in names
+
+
+def test_site_playbook_is_there_by_fqcn(installed: Installed) -> None:
+    """nodeport_lb.core.site resolves from anywhere (its run on hosts is the lab's test)."""
+    result = installed.run(
+        "ansible-playbook", "nodeport_lb.core.site", "--list-tasks", "-i", "localhost,"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for task in ("nodeport_lb.core.services", "nodeport_lb.core.haproxy", "Run nodeport-lb verify"):
+        assert task in result.stdout, result.stdout
