@@ -21,6 +21,7 @@ COMPONENTS: list[str] = [
     "nodeport_lb.lab.cli",
     "nodeport_lb.verify.cli",
     "nodeport_lb.cloud.cli",
+    "nodeport_lb.doctor.cli",
 ]
 
 

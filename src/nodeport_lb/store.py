@@ -58,7 +58,9 @@ class StoreContents:
 
 
 def object_key(obj: dict[str, Any]) -> ObjectKey:
-    meta = obj.get("metadata") or {}
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}  # a hostile object keys as nameless; its reader sets it aside
     namespace = meta.get("namespace") or ("" if obj.get("kind") == "Node" else "default")
     return ObjectKey(str(obj.get("kind", "")), str(namespace), str(meta.get("name", "")))
 

@@ -1,4 +1,4 @@
-"""A stand-in for the Kubernetes API server, for the Service calls KubernetesBackend makes.
+"""A stand-in for the Kubernetes API server, for the calls KubernetesBackend makes.
 
 No API server can run on these machines, so the backend is tested against a real HTTP server
 on 127.0.0.1: kmock's ``KubernetesScaffold`` (Kubernetes URL parsing, Status error bodies) with
@@ -14,6 +14,8 @@ the Services themselves and do what the real API server does for these calls:
   the same object and stores nothing.
 - GET one (404 ``NotFound`` Status when absent) / GET a list (all namespaces or one).
 - DELETE (answers the deleted object, 404 when absent).
+- GET one / GET a list (paged) of EndpointSlices, Pods, Nodes, ConfigMaps, ReplicaSets,
+  Deployments and StatefulSets put there with ``add`` (read-only: what doctor reads).
 
 Allocation reuses nodeport_lb.allocation, which mirrors the API server's allocator: the tests
 here are about the backend's HTTP conversation and how it reads the answers, not about
@@ -45,6 +47,16 @@ from nodeport_lb.allocation import allocate, ports_held_by_others
 from nodeport_lb.model import NodePortRange
 
 SERVICES = kmock.resource("", "v1", "services")
+# The other kinds the readers list (doctor): served read-only from ``FakeApiServer.objects``.
+READ_ONLY = {
+    "EndpointSlice": kmock.resource("discovery.k8s.io", "v1", "endpointslices"),
+    "Pod": kmock.resource("", "v1", "pods"),
+    "Node": kmock.resource("", "v1", "nodes"),
+    "ConfigMap": kmock.resource("", "v1", "configmaps"),
+    "ReplicaSet": kmock.resource("apps", "v1", "replicasets"),
+    "Deployment": kmock.resource("apps", "v1", "deployments"),
+    "StatefulSet": kmock.resource("apps", "v1", "statefulsets"),
+}
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
@@ -70,6 +82,10 @@ class FakeApiServer:
         self.handler[SERVICES, "patch"] << self._apply
         self.handler[SERVICES, "get"] << self._get
         self.handler[SERVICES, "delete"] << self._delete
+        # kind -> {(namespace, name): object}; namespace "" for cluster-scoped kinds
+        self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {k: {} for k in READ_ONLY}
+        for kind, resource in READ_ONLY.items():
+            self.handler[resource, "get"] << self._reader(kind)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -119,30 +135,65 @@ class FakeApiServer:
             404, "NotFound", f'services "{name}" not found', name=name, kind="services"
         )
 
+    def add(self, *objects: dict[str, Any]) -> None:
+        """Store objects as the API server holds them (Services go where apply puts them)."""
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            namespace = "" if obj["kind"] == "Node" else meta.get("namespace") or "default"
+            store = self.services if obj["kind"] == "Service" else self.objects[obj["kind"]]
+            store[(namespace, meta["name"])] = copy.deepcopy(obj)
+
+    def _page(
+        self, request: kmock.Request, kind: str, api_version: str, stored: dict
+    ) -> dict[str, Any]:
+        items = [
+            {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+            for (ns, _), obj in sorted(stored.items())
+            if request.namespace in (None, ns)
+        ]
+        # Paged with limit/continue; the continue token is simply the next offset here.
+        start = int(request.params.get("continue") or 0)
+        stop = start + int(request.params.get("limit") or len(items) or 1)
+        meta = {"resourceVersion": str(next(self._versions))}
+        if stop < len(items):
+            meta["continue"] = str(stop)
+        return {
+            "apiVersion": api_version,
+            "kind": f"{kind}List",
+            "metadata": meta,
+            "items": items[start:stop],
+        }
+
     def _get(self, request: kmock.Request) -> Any:
         self._authorize(request)
         if request.name is None:
-            items = [
-                {k: v for k, v in svc.items() if k not in ("apiVersion", "kind")}
-                for (ns, _), svc in sorted(self.services.items())
-                if request.namespace in (None, ns)
-            ]
-            # Paged with limit/continue; the continue token is simply the next offset here.
-            start = int(request.params.get("continue") or 0)
-            stop = start + int(request.params.get("limit") or len(items) or 1)
-            meta = {"resourceVersion": str(next(self._versions))}
-            if stop < len(items):
-                meta["continue"] = str(stop)
-            return {
-                "apiVersion": "v1",
-                "kind": "ServiceList",
-                "metadata": meta,
-                "items": items[start:stop],
-            }
+            return self._page(request, "Service", "v1", self.services)
         svc = self.services.get((request.namespace or "", request.name))
         if svc is None:
             raise self._not_found(request.name)
         return svc
+
+    def _reader(self, kind: str) -> Any:
+        resource = READ_ONLY[kind]
+        api_version = f"{resource.group}/{resource.version}" if resource.group else "v1"
+
+        def read(request: kmock.Request) -> Any:
+            self._authorize(request)
+            stored = self.objects[kind]
+            if request.name is None:
+                return self._page(request, kind, api_version, stored)
+            found = stored.get((request.namespace or "", request.name))
+            if found is None:
+                raise status_error(
+                    404,
+                    "NotFound",
+                    f'{resource.plural} "{request.name}" not found',
+                    name=request.name,
+                    kind=resource.plural,
+                )
+            return found
+
+        return read
 
     def _delete(self, request: kmock.Request) -> Any:
         self._authorize(request)

@@ -52,6 +52,17 @@ ENV_VARS = {
     "client_cert": "K8S_AUTH_CERT_FILE",
     "client_key": "K8S_AUTH_KEY_FILE",
 }
+# What the readers may list: kind -> (apiVersion, generated API class, method stem, namespaced).
+READABLE_KINDS: dict[str, tuple[str, Any, str, bool]] = {
+    "Service": ("v1", client.CoreV1Api, "service", True),
+    "Pod": ("v1", client.CoreV1Api, "pod", True),
+    "Node": ("v1", client.CoreV1Api, "node", False),
+    "ConfigMap": ("v1", client.CoreV1Api, "config_map", True),
+    "EndpointSlice": ("discovery.k8s.io/v1", client.DiscoveryV1Api, "endpoint_slice", True),
+    "ReplicaSet": ("apps/v1", client.AppsV1Api, "replica_set", True),
+    "Deployment": ("apps/v1", client.AppsV1Api, "deployment", True),
+    "StatefulSet": ("apps/v1", client.AppsV1Api, "stateful_set", True),
+}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 
@@ -202,22 +213,37 @@ class KubernetesBackend:
         )
 
     def list(self) -> list[dict[str, Any]]:
-        services: list[dict[str, Any]] = []
+        return self.list_objects("Service")
+
+    def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of ``kind`` (a key of ``READABLE_KINDS``), in ``namespace`` or in all
+        namespaces, paged; each as ``kubectl get -o yaml`` shows it."""
+        api_version, api_class, stem, namespaced = READABLE_KINDS[kind]
+        api = api_class(self.api_client)
+        if not namespaced:
+            method, scope = getattr(api, f"list_{stem}"), {}
+        elif namespace:
+            method, scope = getattr(api, f"list_namespaced_{stem}"), {"namespace": namespace}
+        else:
+            method, scope = getattr(api, f"list_{stem}_for_all_namespaces"), {}
+        objects: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = self._call(
-                self.core.list_service_for_all_namespaces,
-                "",
-                limit=self.list_page_size,
-                _continue=token,
-            )
+            page = self._call(method, "", limit=self.list_page_size, _continue=token, **scope)
             # List items come without apiVersion/kind; give them back so each reads as kubectl's.
-            services += [
-                {"apiVersion": "v1", "kind": "Service", **i} for i in page.get("items") or []
+            objects += [
+                {"apiVersion": api_version, "kind": kind, **i} for i in page.get("items") or []
             ]
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                return services
+                return objects
+
+    def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One namespaced object of ``kind``, None when it does not exist."""
+        api_version, api_class, stem, _ = READABLE_KINDS[kind]
+        method = getattr(api_class(self.api_client), f"read_namespaced_{stem}")
+        found = self._call(method, name, name=name, namespace=namespace, missing_ok=True)
+        return None if found is None else {"apiVersion": api_version, "kind": kind, **found}
 
     def apply(self, manifest: dict[str, Any], check_mode: bool = False) -> ApplyResult:
         meta = manifest["metadata"]
