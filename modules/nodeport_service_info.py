@@ -21,6 +21,30 @@ options:
   namespace:
     description: Only Services in this namespace (with O(name), the Service's namespace).
     type: str
+  doctor:
+    description:
+      - Also run C(nodeport-lb doctor)'s checks on each returned Service and return its
+        C(findings); each finding is also shown as a warning. Reads Services, EndpointSlices,
+        Pods, Nodes, their ReplicaSets, Deployments and StatefulSets (read-only).
+    type: bool
+    default: false
+  load_balancer:
+    description:
+      - The Service's own C(load_balancer) settings from the inventory, as the haproxy role
+        reads them. With them doctor knows nodeport-lb's HAProxy is in front (its agent-check
+        weighs nodes by their pods, its check timing bounds the pods' termination grace).
+      - Only with O(name).
+    type: dict
+  haproxy_check:
+    description: The HAProxy check timing in front, as the haproxy role's variables give it.
+    type: dict
+    suboptions:
+      inter:
+        description: C(nodeport_lb_haproxy_inter) (an HAProxy time; the role's default when null).
+        type: str
+      fall:
+        description: C(nodeport_lb_haproxy_fall) (the role's default when null).
+        type: int
 seealso:
   - module: nodeport_lb.core.nodeport_service
 """
@@ -42,6 +66,13 @@ EXAMPLES = r"""
 
 - ansible.builtin.debug:
     msg: "{{ python_lb.services[0].health_check_node_port }}"
+
+- name: What doctor says about it (also printed as warnings)
+  nodeport_lb.core.nodeport_service_info:
+    store: "{{ nodeport_lb_store }}"
+    name: python-lb
+    doctor: true
+  register: python_lb_doctor
 """
 
 RETURN = r"""
@@ -68,6 +99,19 @@ services:
       description: healthCheckNodePort, null unless LoadBalancer with eTP Local.
       type: int
       sample: 31897
+    findings:
+      description:
+        - With O(doctor), what doctor found about this Service, its pods and workloads
+          (empty when nothing), each with C(severity) (error, warning, hint), C(object),
+          C(check), C(message), C(fix) and, when there is a stanza to merge, C(patch).
+      returned: when O(doctor) is true
+      type: list
+      elements: dict
+set_aside:
+  description: With O(doctor), the objects of the source that could not be read, and why.
+  returned: when O(doctor) is true
+  type: list
+  elements: str
 """
 
 import traceback  # noqa: E402
@@ -76,6 +120,9 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 try:
     from nodeport_lb.ansible_support import STORE_ARGUMENT_SPEC, backend_from_params
+    from nodeport_lb.doctor import SourceUnreadable, read_source
+    from nodeport_lb.doctor.inventory import findings_for
+    from nodeport_lb.loadbalancer import PlanError
     from nodeport_lb.services import BackendError, service_facts
 
     IMPORT_ERROR = None
@@ -89,6 +136,12 @@ def main() -> None:
         argument_spec={
             "name": {"type": "str"},
             "namespace": {"type": "str"},
+            "doctor": {"type": "bool", "default": False},
+            "load_balancer": {"type": "dict"},
+            "haproxy_check": {
+                "type": "dict",
+                "options": {"inter": {"type": "str"}, "fall": {"type": "int"}},
+            },
             **STORE_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
@@ -121,7 +174,33 @@ def main() -> None:
             {"name": meta.get("name"), "namespace": meta.get("namespace"), **service_facts(svc)}
         )
     facts.sort(key=lambda f: (f["namespace"] or "", f["name"] or ""))
-    module.exit_json(changed=False, services=facts)
+    if not module.params["doctor"]:
+        module.exit_json(changed=False, services=facts)
+    try:
+        snapshot = read_source(module.params["store"], namespace)
+        check = module.params["haproxy_check"] or {}
+        load_balancers = (
+            {f"{f['namespace']}/{f['name']}": module.params["load_balancer"] for f in facts}
+            if name
+            else {}
+        )
+        by_service = findings_for(
+            snapshot,
+            [f["service"] for f in facts],
+            load_balancers,
+            check.get("inter"),
+            check.get("fall"),
+        )
+    except (SourceUnreadable, PlanError) as exc:
+        module.fail_json(msg=f"doctor: {exc}")
+    for fact in facts:
+        findings = by_service.get(f"{fact['namespace']}/{fact['name']}", [])
+        fact["findings"] = [f.to_dict() for f in findings]
+        for finding in findings:
+            module.warn(f"doctor: {finding.line()}")
+    for problem in snapshot.set_aside:
+        module.warn(f"doctor: set aside {problem}")
+    module.exit_json(changed=False, services=facts, set_aside=snapshot.set_aside)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def diagnose(snapshot: ClusterSnapshot, options: DoctorOptions | None = None) ->
             problem.split(": ", 1)[-1],
             "fix or remove it: doctor judged everything else without it",
         )
-        for problem in snapshot.set_aside
+        for problem in (snapshot.set_aside if options.only is None else [])
     ]
     addresses = node_addresses(snapshot.nodes, options.node_addresses) if options.probe else {}
     for manifest in snapshot.services:
