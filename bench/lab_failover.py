@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Failover times of the whole chain on the lab (issue 5), printed as JSON.
+"""Failover times of the whole chain on the lab, printed as JSON.
 
 The measurements are the lab tests' own (tests/lab/test_site.py, test_verify.py): one
 session builds the lab, runs site.yml twice, moves the pod, stops the master LB, runs
@@ -11,13 +11,18 @@ session builds the lab, runs site.yml twice, moves the pod, stops the master LB,
 - pod_moved_to_traffic_moved_s: old pod deleted until every request lands on the new node;
 - master_lb_stopped_to_requests_ok_s: lb1 powered off until new connections succeed (VIP on lb2);
 - lb1_started_to_vip_back_s: lb1 booted until it holds the VIP again;
-- verify_s: `nodeport-lb verify` on the converged lab.
+- verify_s: `nodeport-lb verify` on the converged lab;
+- master_lb_crash_requests: [seconds from lb1's power cut, answered?] for every request of a
+  client looping on the VIP meanwhile; with --plot DIR, lab_failover.png shows them as
+  ok/failed per 100 ms.
 
-usage: sudo .venv/bin/python bench/lab_failover.py     (the lab must be down: it owns one)
+usage: sudo flock /tmp/nplb-lab.lock .venv/bin/python bench/lab_failover.py [--plot DIR]
+       (the lab must be down: the run builds one and takes it down again)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -26,9 +31,29 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.common import load_average, write_outputs  # noqa: E402
+
+
+def timeline(requests: list[list[float | bool]], bin_s: float = 0.1) -> list[dict]:
+    """ok/failed request counts per ``bin_s`` from the crash (negative: before it)."""
+    bins: dict[int, dict[str, int]] = {}
+    for at, ok in requests:
+        slot = bins.setdefault(int(float(at) // bin_s), {"ok": 0, "failed": 0})
+        slot["ok" if ok else "failed"] += 1
+    return [{"from_s": round(k * bin_s, 1), **v} for k, v in sorted(bins.items())]
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("usage:")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--plot", metavar="DIR", type=Path, help="write JSON and a PNG here")
+    args = parser.parse_args()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="nodeport-lb-bench-") as scratch:
         out = Path(scratch) / "measured.json"
         tests = ["tests/lab/test_site.py", "tests/lab/test_verify.py"]
@@ -45,7 +70,16 @@ def main() -> int:
             return 1
         measured = json.loads(out.read_text())
     measured["tests_passed"] = result.returncode == 0
-    print(json.dumps(measured, indent=2))
+    if "master_lb_crash_requests" in measured:
+        measured["master_lb_crash_timeline_100ms"] = timeline(measured["master_lb_crash_requests"])
+    measured = {
+        "bench": "lab_failover",
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "cpus": os.cpu_count(),
+        **measured,
+    }
+    write_outputs(measured, args.plot, "lab_failover", "plot_lab_failover")
     return result.returncode
 
 

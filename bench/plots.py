@@ -159,3 +159,31 @@ def plot_datapath(result: dict, out: Path) -> list[Path]:
         fontsize=9,
     )
     return [_save(fig, out / "datapath.png")]
+
+
+def plot_lab_failover(result: dict, out: Path) -> list[Path]:
+    bins = result.get("master_lb_crash_timeline_100ms")
+    if not bins:
+        return []
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    starts = [b["from_s"] for b in bins]
+    ok = [b["ok"] for b in bins]
+    failed = [b["failed"] for b in bins]
+    ax.bar(starts, ok, width=0.1, align="edge", color="C2", label="ok")
+    ax.bar(starts, failed, width=0.1, align="edge", bottom=ok, color="C3", label="failed")
+    ax.axvline(0, color="black", lw=1)
+    ax.annotate(
+        "lb1 power cut",
+        (0, max(o + f for o, f in zip(ok, failed, strict=True))),
+        xytext=(5, -10),
+        textcoords="offset points",
+        fontsize=8,
+    )
+    recovered = result.get("master_lb_crashed_to_requests_ok_s")
+    title = "requests through the VIP per 100 ms while the master LB crashes"
+    if recovered is not None:
+        title += f" (ok again after {recovered} s)"
+    ax.set(xlabel="seconds from the crash", ylabel="requests", title=title)
+    ax.legend(fontsize=8)
+    fig.suptitle(_load_note(result), fontsize=8)
+    return [_save(fig, out / "lab_failover.png")]

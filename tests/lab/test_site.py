@@ -146,6 +146,10 @@ def test_a_crashed_master_lb_loses_the_vip_within_3_s(converged: Converged) -> N
         recovered = log.first_after(crashed_at, lambda s: s.answer is not None)
         assert vip in lab_exec("lb2", "ip -4 -o addr show").stdout
         converged.measured["master_lb_crashed_to_requests_ok_s"] = round(recovered or -1, 2)
+        # every request around the crash, for the failover timeline plot
+        converged.measured["master_lb_crash_requests"] = [
+            [round(s.at - crashed_at, 3), s.answer is not None] for s in log.samples
+        ]
         assert recovered is not None and recovered <= 3.0, [
             (round(s.at - crashed_at, 2), s.node) for s in log.samples
         ]
