@@ -202,7 +202,14 @@ def start_agent(lab: Lab, node: str, source: list[str], log_name: str) -> tuple[
         ),
         log_name=log_name,
     )
-    synced = wait_for(lambda: last_sync(lab, node), timeout=900, interval=0.01)
+
+    def synced_at() -> float:
+        if proc.poll() is not None:  # fail at once, with the agent's reason
+            log = (lab.workdir / log_name).read_text()[-2000:]
+            raise SystemExit(f"agent_scale: the agent on {node} exited:\n{log}")
+        return last_sync(lab, node)
+
+    synced = wait_for(synced_at, timeout=900, interval=0.01)
     full = metric(lab, node, "nodeport_lb_last_full_sync_duration_seconds") or 0.0
     return proc, synced - started, full
 
