@@ -126,3 +126,15 @@ def test_a_node_without_nft_or_iptables_has_none_of_their_rules(tmp_path: Path) 
     proc = fake_proc(tmp_path, {}, {})
     missing = str(tmp_path / "missing")
     assert dataplane_signs(missing, proc, tmp_path / "none", missing) == []
+
+
+def test_a_kube_proxy_in_another_network_namespace_is_not_this_nodes(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path, {7: ("kube-proxy", ["kube-proxy"])}, {})
+    (proc / "self" / "ns").mkdir(parents=True)
+    os.symlink("net:[4026531840]", proc / "self" / "ns" / "net")
+    (proc / "7" / "ns").mkdir()
+    os.symlink("net:[4026532999]", proc / "7" / "ns" / "net")
+    assert signs(tmp_path, proc) == []
+    os.unlink(proc / "7" / "ns" / "net")
+    os.symlink("net:[4026531840]", proc / "7" / "ns" / "net")  # the same namespace as ours
+    assert signs(tmp_path, proc) == ["a kube-proxy process is running (pid 7)"]

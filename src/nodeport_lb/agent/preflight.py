@@ -15,6 +15,7 @@ node_proxy role, which runs it on each node before it writes the agent's unit.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def dataplane_signs(
     signs = []
     for comm in proc.glob("[0-9]*/comm"):
         try:
-            if comm.read_text().strip() == "kube-proxy":
+            if comm.read_text().strip() == "kube-proxy" and _in_our_netns(comm.parent, proc):
                 signs.append(f"a kube-proxy process is running (pid {comm.parent.name})")
                 break
         except OSError:
@@ -57,6 +58,16 @@ def dataplane_signs(
             f"port {PROXY_HEALTHZ_PORT} (kube-proxy's /healthz) is held by {name} (pid {pid})"
         )
     return signs
+
+
+def _in_our_netns(process: Path, proc: Path) -> bool:
+    """A kube-proxy in another network namespace serves another node's nodePorts (a
+    container, a test's namespace on a shared machine); when the kernel does not say, it
+    counts."""
+    try:
+        return os.readlink(process / "ns" / "net") == os.readlink(proc / "self" / "ns" / "net")
+    except OSError:
+        return True
 
 
 def recommended_mode(signs: list[str]) -> str:
