@@ -176,3 +176,26 @@ def test_unreadable_kubeconfig_is_exit_2(capsys, tmp_path):
     )  # fmt: skip
     assert code == 2
     assert "--kubeconfig" in capsys.readouterr().err
+
+
+def test_long_names_cut_for_aws_stay_distinct(capsys, tmp_path):
+    # AWS names are at most 32 characters: two Services that differ only past that point
+    # would otherwise get one NLB name.
+    names = []
+    for suffix in ("alpha", "beta"):
+        service = copy.deepcopy(SEED_SERVICE)
+        service["metadata"]["name"] = f"shop-frontend-with-a-long-name-{suffix}"
+        store = write_store(tmp_path / suffix, service)
+        code, variables, err = render(
+            capsys,
+            store,
+            "--provider",
+            "aws",
+            "--service",
+            f"default/{service['metadata']['name']}",
+        )
+        assert code == 0, err
+        names.append(variables["name"])
+    assert all(len(name) <= 32 for name in names)
+    assert names[0] != names[1]
+    assert all(name.startswith("default-shop-frontend-") for name in names)

@@ -7,6 +7,7 @@ Refusing early (before Terraform runs) lets us explain why.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -165,10 +166,18 @@ def select_port(service: Service, port_name: str | None) -> ServicePort:
     return service.ports[0]
 
 
+NAME_HASH_LENGTH = 8
+
+
 def resource_name(service: Service, port: ServicePort, limit: int) -> str:
+    """``<namespace>-<name>[-<port>]``; cut to ``limit`` with a hash of the whole name, so two
+    long names that share their beginning still get different cloud names."""
     name = f"{service.namespace}-{service.name}" + (f"-{port.name}" if port.name else "")
     name = re.sub(r"[^a-zA-Z0-9-]", "-", name)
-    return name[:limit].rstrip("-")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:NAME_HASH_LENGTH]
+    return f"{name[: limit - NAME_HASH_LENGTH - 1].rstrip('-')}-{digest}"
 
 
 def parse_range(text: str) -> NodePortRange:
