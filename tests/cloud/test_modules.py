@@ -3,10 +3,12 @@ before destroying the old one (plan JSON of the offline stand-in), the stand-ins
 modules' outputs and lifecycles, the module inputs' rules, and the examples.
 
 Where the AWS provider is installed in a local filesystem mirror (TF_PLUGIN_MIRROR, default
-/opt/tf-plugins), the example and the module are also validated against its real schema."""
+/opt/tf-plugins), the example is also validated against its real schema, and the nodePort change
+is planned with the real provider too (from a state written by hand: an apply needs AWS)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -133,16 +135,16 @@ def test_examples_are_one_root_per_module():
         assert f'source = "../../modules/{module}"' in example.read_text()
 
 
-@pytest.mark.skipif(
+needs_aws_provider = pytest.mark.skipif(
     not (PLUGIN_MIRROR / "registry.terraform.io" / "hashicorp" / "aws").is_dir(),
     reason=f"no AWS provider in the filesystem mirror {PLUGIN_MIRROR} (TF_PLUGIN_MIRROR)",
 )
-@pytest.mark.parametrize("root", ["examples/aws-nlb", "modules/aws-nlb"])
-def test_aws_example_and_module_validate_against_the_real_provider_schema(
-    offline_terraform, tmp_path, monkeypatch, root
-):
-    # Every attribute the module sets, checked by the AWS provider's own schema; validate
-    # loads the schema only and calls no AWS API.
+
+
+@pytest.fixture
+def aws_provider(offline_terraform, tmp_path, monkeypatch) -> Path:
+    """A copy of terraform/ and a CLI configuration that installs the AWS provider from the
+    local mirror only."""
     config = tmp_path / "mirror.tfrc"
     config.write_text(
         "disable_checkpoint = true\n"
@@ -152,6 +154,14 @@ def test_aws_example_and_module_validate_against_the_real_provider_schema(
     monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(config))
     copy = tmp_path / "terraform"
     shutil.copytree(TERRAFORM_DIR, copy, symlinks=True)
+    return copy
+
+
+@needs_aws_provider
+def test_aws_example_validates_against_the_real_provider_schema(aws_provider):
+    # Every attribute the module sets (the example calls it), checked by the AWS provider's
+    # own schema; validate loads the schema only and calls no AWS API.
+    copy, root = aws_provider, "examples/aws-nlb"
     engine = find_engine()
     engine.init(copy / root)
     result = subprocess.run(
@@ -162,3 +172,124 @@ def test_aws_example_and_module_validate_against_the_real_provider_schema(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "The configuration is valid" in result.stdout
+
+
+# A root that plans aws-nlb with the real provider and makes no AWS call: static credentials,
+# every check that would call AWS skipped, and the endpoints it could use pointed at a closed
+# loopback port, so nothing can leave the machine even if the provider tried.
+AWS_PLAN_ROOT = """
+terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws" }
+  }
+}
+
+provider "aws" {
+  region                      = "eu-central-1"
+  access_key                  = "offline"
+  secret_key                  = "offline"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+  endpoints {
+    ec2   = "http://127.0.0.1:9"
+    elbv2 = "http://127.0.0.1:9"
+    sts   = "http://127.0.0.1:9"
+  }
+}
+
+variable "node_port" {
+  type = number
+}
+
+module "lb" {
+  source           = "../terraform/modules/aws-nlb"
+  name             = "default-python-lb-http"
+  vpc_id           = "vpc-1"
+  subnet_ids       = ["subnet-a", "subnet-b"]
+  port             = 80
+  target_port      = var.node_port
+  healthcheck_port = 31897
+  targets          = ["10.0.1.10", "10.0.1.11"]
+}
+"""
+
+
+def applied_state(plan: dict, schema: dict) -> dict:
+    """The state an apply of ``plan`` would leave: its planned values, with what AWS would
+    compute (ARNs, ids, tags_all, ...) filled in by hand. A real apply needs AWS."""
+    base = "arn:aws:elasticloadbalancing:eu-central-1:000000000000"
+    lb, group = f"{base}:loadbalancer/net/lb/1", f"{base}:targetgroup/nplb-1/1"
+    computed = {
+        "aws_lb": {"id": lb, "arn": lb, "dns_name": "lb.test.invalid", "zone_id": "Z0"},
+        "aws_lb_target_group": {"id": group, "arn": group, "name": "nplb-1"},
+        "aws_lb_listener": {"id": f"{base}:listener/net/lb/1/1", "load_balancer_arn": lb},
+        "aws_lb_target_group_attachment": {"target_group_arn": group},
+    }
+    provider = next(iter(schema["provider_schemas"].values()))["resource_schemas"]
+    resources: dict[tuple, dict] = {}
+    for change in plan["resource_changes"]:
+        kind, values = change["type"], dict(change["change"]["after"])
+        values.update(computed[kind])
+        values["tags_all"] = values.get("tags") or {}
+        if kind == "aws_lb":
+            values["security_groups"] = []
+        if kind == "aws_lb_target_group":
+            values["load_balancer_arns"] = [lb]
+        if kind == "aws_lb_listener":
+            values["arn"] = values["id"]
+            values["default_action"][0].update(target_group_arn=group, order=1)
+        if kind == "aws_lb_target_group_attachment":
+            values["id"] = f"{group}-{change['index']}"
+        key = (change["module_address"], kind, change["name"])
+        resource = resources.setdefault(key, {
+            "module": key[0], "mode": "managed", "type": kind, "name": key[2],
+            "provider": 'provider["registry.terraform.io/hashicorp/aws"]', "instances": [],
+        })  # fmt: skip
+        instance = {"schema_version": provider[kind]["version"], "attributes": values}
+        if "index" in change:
+            instance["index_key"] = change["index"]
+        resource["instances"].append(instance)
+    return {"version": 4, "serial": 1, "lineage": "00000000-0000-0000-0000-000000000001",
+            "terraform_version": plan["terraform_version"], "outputs": {},
+            "resources": list(resources.values())}  # fmt: skip
+
+
+@needs_aws_provider
+def test_real_provider_plans_a_node_port_change_as_create_before_destroy(aws_provider, tmp_path):
+    # The same plan as the stand-in's, with the AWS provider's own schema and diff logic: the
+    # port of a target group cannot change in place, so it is replaced, new one first.
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "main.tf").write_text(AWS_PLAN_ROOT)
+    engine = find_engine()
+    engine.init(root)
+
+    def plan(node_port: int) -> dict:
+        plan_file = root / f"{node_port}.tfplan"
+        subprocess.run(
+            [*engine.command, f"-chdir={root}", "plan", "-refresh=false", "-input=false",
+             "-no-color", f"-var=node_port={node_port}", f"-out={plan_file}"],
+            env=engine.env, check=True, capture_output=True,
+        )  # fmt: skip
+        return engine.show_json(root, plan_file)
+
+    created = plan(31001)
+    schema = subprocess.run(
+        [*engine.command, f"-chdir={root}", "providers", "schema", "-json"],
+        env=engine.env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    state = applied_state(created, json.loads(schema))
+    (root / "terraform.tfstate").write_text(json.dumps(state))
+
+    unchanged = plan(31001)
+    assert {tuple(c["change"]["actions"]) for c in unchanged["resource_changes"]} == {("no-op",)}
+
+    changes = {c["address"]: c["change"]["actions"] for c in plan(31002)["resource_changes"]}
+    assert changes["module.lb.aws_lb_target_group.this"] == ["create", "delete"]
+    for node in ("10.0.1.10", "10.0.1.11"):
+        address = f'module.lb.aws_lb_target_group_attachment.this["{node}"]'
+        assert changes[address] == ["create", "delete"]
+    assert changes["module.lb.aws_lb_listener.this"] == ["update"]
+    assert changes["module.lb.aws_lb.this[0]"] == ["no-op"]
