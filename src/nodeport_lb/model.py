@@ -168,6 +168,8 @@ class Service:
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> Service:
         """Typed view of a manifest that passed ``validate_service`` (defaults applied here)."""
+        from nodeport_lb.validation.names import canonical_cidr  # the package imports this one
+
         obj = apply_defaults(manifest)
         meta, spec = obj["metadata"], obj["spec"]
         affinity_config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
@@ -192,8 +194,9 @@ class Service:
             session_affinity=spec["sessionAffinity"],
             session_affinity_timeout=affinity_config.get("timeoutSeconds"),
             allocate_load_balancer_node_ports=spec.get("allocateLoadBalancerNodePorts"),
+            # canonical, so what reaches nft or a cloud API is exactly the network meant
             load_balancer_source_ranges=tuple(
-                r.strip() for r in spec.get("loadBalancerSourceRanges") or []
+                canonical_cidr(r) for r in spec.get("loadBalancerSourceRanges") or []
             ),
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),

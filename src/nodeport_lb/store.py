@@ -23,6 +23,18 @@ import yaml
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 LOCK_FILE = ".lock"
+# Bounds on one file, so a hostile or broken file costs the reader little and alone: the API
+# server refuses objects over ~1.5 MiB, and no object kubectl prints nests 64 levels deep.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_NESTING = 64
+
+
+class StoreUnreadableError(OSError):
+    """The store directory itself could not be listed: nothing can be said about its objects."""
+
+
+class ManifestError(ValueError):
+    """A file's content is refused before it is used (too deep, aliases, too large)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class StoreError:
 
     path: Path
     message: str
+    # the file could not be read at all (not bad content): its objects are unknown
+    unreadable: bool = False
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -71,13 +85,71 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_documents(text: str) -> list[Any]:
-    """Every YAML (or JSON, a subset of YAML) document of a file, empty ones dropped."""
+    """Every YAML (or JSON, a subset of YAML) document of a file, empty ones dropped.
+
+    Raises ``ManifestError`` for YAML aliases (a kilobyte of nested aliases expands to
+    gigabytes, and every comparison walks the expansion; kubectl never prints them) and for
+    nesting deeper than ``MAX_NESTING`` (recursion in every later walk of the object)."""
     if text.lstrip()[:1] in ("{", "["):
         # one JSON document: the json module is ~50x faster than building it through YAML
-        with contextlib.suppress(ValueError):
+        try:
             doc = json.loads(text)
+        except RecursionError:
+            raise ManifestError(f"nested deeper than {MAX_NESTING} levels") from None
+        except ValueError:
+            pass
+        else:
+            check_nesting(doc)
             return [doc] if doc is not None else []
-    return [doc for doc in yaml.load_all(text, Loader=_SAFE_LOADER) if doc is not None]
+    if "&" in text:  # an alias needs an anchor: only then is the event pass worth it
+        _refuse_aliases(text)
+    docs = [doc for doc in yaml.load_all(text, Loader=_SAFE_LOADER) if doc is not None]
+    for doc in docs:
+        check_nesting(doc)
+    return docs
+
+
+def _refuse_aliases(text: str) -> None:
+    for event in yaml.parse(text, Loader=_SAFE_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise ManifestError("YAML aliases are not accepted (an alias can expand without bound)")
+
+
+def check_nesting(doc: Any) -> None:
+    """Iterative on purpose: the point is to refuse what would overflow a recursive walk."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise ManifestError(f"nested deeper than {MAX_NESTING} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def read_manifest_text(path: Path, root: Path | None = None) -> str:
+    """A store file's text, refusing what would let a file cost more than itself: a symlink
+    that leaves ``root`` (default: the file's directory), anything but a regular file (a FIFO
+    blocks), more than ``MAX_FILE_BYTES``. ``OSError`` when the file cannot be read."""
+    root = root or path.parent
+    target = path
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(os.path.realpath(root)):
+            raise ManifestError(f"symlink to {target}, outside the store")
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ManifestError("not a regular file")
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ManifestError(f"larger than {MAX_FILE_BYTES} bytes")
+    return data.decode("utf-8")
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -181,12 +253,16 @@ class ParsedFile:
     errors: list[StoreError] = field(default_factory=list)
 
 
-def parse_manifest_file(path: Path) -> ParsedFile:
-    """Parse one store file; never raises for bad content (errors are reported instead)."""
+def parse_manifest_file(path: Path, root: Path | None = None) -> ParsedFile:
+    """Parse one store file (``root``: the store it belongs to); never raises (errors are
+    reported instead)."""
     parsed = ParsedFile()
     try:
-        docs = load_documents(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        docs = load_documents(read_manifest_text(path, root))
+    except OSError as exc:
+        parsed.errors.append(StoreError(path, f"cannot read: {_one_line(exc)}", unreadable=True))
+        return parsed
+    except (UnicodeDecodeError, yaml.YAMLError, ManifestError, RecursionError) as exc:
         parsed.errors.append(StoreError(path, f"cannot parse: {_one_line(exc)}"))
         return parsed
     for doc in docs:
@@ -216,6 +292,11 @@ class StoreChanges:
     def __bool__(self) -> bool:
         return bool(self.upserts or self.deletes)
 
+    @property
+    def complete(self) -> bool:
+        """Every file could be read (bad content is fine: it is set aside, not unknown)."""
+        return not any(error.unreadable for error in self.errors)
+
 
 class IncrementalStoreReader:
     """Reads a store again re-parsing only files whose (inode, size, mtime) changed.
@@ -234,14 +315,24 @@ class IncrementalStoreReader:
     def objects(self) -> dict[ObjectKey, dict[str, Any]]:
         return {key: self._winner(key) for key in self._files_of_key}
 
+    def file_of(self, key: ObjectKey) -> Path | None:
+        """The file an object currently comes from, for messages."""
+        files = self._files_of_key.get(key)
+        return max(files) if files else None
+
     def refresh(self, only: set[Path] | None = None) -> StoreChanges:
-        """Re-read changed files: all of them, or only ``only`` (names from inotify)."""
+        """Re-read changed files: all of them, or only ``only`` (names from inotify).
+
+        Raises ``StoreUnreadableError`` when the directory cannot be listed: that says
+        nothing about the objects, so nothing is removed. A file that cannot be stat'ed or
+        read for another reason than being gone keeps its last objects and is an
+        ``unreadable`` error."""
         changes = StoreChanges()
         if only is None:
-            current = self._scan()
+            current = self._scan(changes.errors)
             gone = set(self._signatures) - set(current)
         else:
-            current = self._signed(only)
+            current = self._signed(only, changes.errors)
             gone = {p for p in only if p in self._signatures and p not in current}
         touched: set[ObjectKey] = set()
         for path in gone:
@@ -250,9 +341,11 @@ class IncrementalStoreReader:
         for path, signature in current.items():
             if self._signatures.get(path) == signature:
                 continue
-            self._signatures[path] = signature
-            parsed = parse_manifest_file(path)
+            parsed = parse_manifest_file(path, self.store.path)
             changes.errors += parsed.errors
+            if any(error.unreadable for error in parsed.errors):
+                continue  # not remembered as read: the next rescan tries again
+            self._signatures[path] = signature
             if parsed.errors and not parsed.objects:
                 continue  # keep this file's last good objects
             touched |= self._set_file_objects(path, parsed.objects)
@@ -283,34 +376,36 @@ class IncrementalStoreReader:
             k for k in objects if old.get(k) != objects[k]
         }
 
-    def _scan(self) -> dict[Path, FileSignature]:
+    def _scan(self, errors: list[StoreError]) -> dict[Path, FileSignature]:
         """Signatures of every manifest file (os.scandir: one stat per file, no pathlib cost;
         a rescan of 20,000 files stays well under a second)."""
-        found: dict[Path, FileSignature] = {}
         try:
-            entries = list(os.scandir(self.store.path))
-        except OSError:
-            return found
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or not name.endswith(MANIFEST_SUFFIXES):
-                continue
-            try:
-                st = entry.stat()
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                found[self.store.path / name] = (st.st_ino, st.st_size, st.st_mtime_ns)
-        return found
+            with os.scandir(self.store.path) as listing:
+                names = [entry.name for entry in listing]
+        except OSError as exc:
+            raise StoreUnreadableError(exc.errno, f"cannot list {self.store.path}: {exc}") from exc
+        return self._signed(
+            {
+                self.store.path / name
+                for name in names
+                if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES)
+            },
+            errors,
+        )
 
-    def _signed(self, paths: set[Path]) -> dict[Path, FileSignature]:
+    def _signed(self, paths: set[Path], errors: list[StoreError]) -> dict[Path, FileSignature]:
         found = {}
         for path in paths:
             if path.suffix not in MANIFEST_SUFFIXES or path.name.startswith("."):
                 continue
             try:
-                st = path.stat()
-            except OSError:
+                st = path.stat()  # through a symlink: the target's changes count
+            except FileNotFoundError:
+                continue  # gone (or a dangling symlink)
+            except OSError as exc:
+                errors.append(StoreError(path, f"cannot stat: {exc}", unreadable=True))
+                if path in self._signatures:
+                    found[path] = self._signatures[path]  # unknown, so unchanged
                 continue
             if stat.S_ISREG(st.st_mode):
                 found[path] = (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -62,7 +62,7 @@ class SeedLab:
         for store in self.stores.values():
             store.delete(kind, namespace, name)
 
-    def start_agent(self, node: str) -> None:
+    def start_agent(self, node: str, env: dict[str, str] | None = None) -> None:
         self.agents[node] = self.lab.start(
             self.ns(node),
             *agent_cmd(
@@ -75,6 +75,7 @@ class SeedLab:
                 *self.extra_agent_args,
             ),
             log_name=f"agent-{node}.log",
+            env=env,
         )
         wait_for(lambda: http_get(self.ns(node), "127.0.0.1", 10256, "/livez")[0] == 200)
 

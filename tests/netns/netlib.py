@@ -12,6 +12,7 @@ import ctypes
 import http.client
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,13 +89,16 @@ class Lab:
     def run(self, netns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", netns, *cmd, check=check)
 
-    def start(self, netns: str, *cmd: str, log_name: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, netns: str, *cmd: str, log_name: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.workdir / log_name, "ab")  # noqa: SIM115 (lives as long as the process)
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, *cmd],
+            [shutil.which("ip") or "ip", "netns", "exec", netns, *cmd],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
         self.processes.append(proc)
         return proc

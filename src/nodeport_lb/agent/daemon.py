@@ -1,9 +1,12 @@
 """The agent's main loop: take changes, compute rules for what changed, apply, report health.
 
 kube-proxy's shape: change tracking → desired state → one atomic transaction.
-The first sync replaces the whole table; later ones touch only the Services that changed;
-every ``full_sync_period`` the table is replaced again, and every sync period the agent checks
-that its table is still there (someone may have flushed the ruleset) and restores it if not.
+The first sync replaces the whole table, and waits for one complete listing of the source
+(like kube-proxy waiting for its informers): a table built from part of the objects would
+delete the others' rules, so an agent started without its source keeps the table it finds.
+Later syncs touch only the Services that changed; every ``full_sync_period`` the table is
+replaced again, and every sync period the agent checks that its table is still there (someone
+may have flushed the ruleset) and restores it if not.
 
 In companion mode another dataplane (kube-proxy) owns the nodePorts: the agent keeps the same
 view of the cluster but has no table, no healthCheckNodePort listeners and no :10256; what it
@@ -104,12 +107,17 @@ class Agent:
         # like kube-proxy, changes from before the agent started are not its latency
         self._change_trigger_times: list[float] = []
         self._started_at = time.time()
+        self._started = time.monotonic()
 
     # --- health -------------------------------------------------------------------------
 
     def proxy_health(self) -> ProxyHealth:
         """Unhealthy when a change has waited more than 2 sync periods (kube-proxy's rule)."""
-        owed = [t for t in (self.queue.oldest_pending(), self._failing_since) if t is not None]
+        # before the first sync, the table is owed since the start
+        started = self._started if not self._last_updated else None
+        owed = [
+            t for t in (self.queue.oldest_pending(), self._failing_since, started) if t is not None
+        ]
         healthy = not owed or time.monotonic() - min(owed) <= 2 * self.config.sync_period
         return ProxyHealth(healthy, self._last_updated, self.state.node_eligible)
 
@@ -157,27 +165,41 @@ class Agent:
 
     def _check_table(self) -> None:
         """Someone may flush the ruleset under us: notice it within a sync period. A thread of
-        its own, because listing a table of 10,000 chains takes ~100 ms a sync must not wait."""
+        its own, because listing a table of 10,000 chains takes ~100 ms a sync must not wait.
+        It outlives any error (nft missing for a moment, EMFILE): logged and counted."""
         while not self._stop.wait(self.config.sync_period):
-            if self._last_updated and not table_exists(self.config.nft):
-                self._table_missing.set()
+            try:
+                if self._last_updated and not table_exists(self.config.nft):
+                    self._table_missing.set()
+            except Exception:
+                self.metrics.thread_failures.labels("table-check").inc()
+                log.exception("checking the nodeport-lb table failed; trying again next period")
 
     def _loop(self) -> None:
         next_full = time.monotonic() + self.config.full_sync_period
         first = True
+        waiting_logged = False
         while not self._stop.is_set():
             batch = self.queue.take(timeout=0.2)
             changed: set[str] | None = set()
             if batch is not None:
-                result = self.state.apply(batch.upserts, batch.deletes)
+                result = self.state.apply(batch.upserts, batch.deletes, batch.origins)
                 self._note_queued(batch, result.dirty)
-                for _ in result.invalid:
-                    self.metrics.invalid_objects.labels("Service").inc()
+                for kind in result.invalid_kinds:
+                    self.metrics.invalid_objects.labels(kind).inc()
                 changed = result.dirty
                 if result.node_changed:
                     log.info(
                         "node %s eligible: %s", self.config.node_name, self.state.node_eligible
                     )
+                self.metrics.services_set_aside.labels("nodeport_conflict").set(
+                    len(self.state.blocked)
+                )
+            if first and not self.source.synced():
+                if not waiting_logged:
+                    log.warning("no complete listing of the source yet: the table stays as it is")
+                    waiting_logged = True
+                continue  # what arrives meanwhile is kept in the state for the first sync
             now = time.monotonic()
             if first or now >= next_full:
                 changed, next_full = None, now + self.config.full_sync_period
@@ -210,6 +232,7 @@ class Agent:
             self._stop.wait(1.0)  # back off before the full retry
             return False
         elapsed = time.perf_counter() - start
+        self.metrics.services_set_aside.labels("nft_refused").set(len(self.dataplane.set_aside))
         self._failing_since = None
         self._last_updated = time.time()
         self.metrics.observe_sync(elapsed, mode)

@@ -1,9 +1,11 @@
 """Applying rules to the kernel: ``nft -f`` transactions and UDP conntrack clean-up.
 
 The agent keeps in memory exactly what its table holds (it is the only writer of that table),
-so a change is a small transaction computed from the difference. Any failure falls back to a
-full table replacement on the next sync; both are atomic, so the kernel never holds half a
-ruleset and established connections keep their conntrack NAT bindings throughout.
+so a change is a small transaction computed from the difference. A change nft refuses falls
+back to a full table replacement; a full replacement nft refuses is bisected with dry runs to
+find the Services whose rules it refuses: those keep what they had (or nothing), the others
+are applied. Every transaction is atomic, so the kernel never holds half a ruleset and
+established connections keep their conntrack NAT bindings throughout.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import ctypes
 import logging
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from nodeport_lb.agent.rules import (
     TABLE,
@@ -42,15 +44,20 @@ class _LibNftables:
         lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
         lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_ctx_set_dry_run.argtypes = [ctypes.c_void_p, ctypes.c_bool]
         self.lib = lib
         self.ctx = lib.nft_ctx_new(0)
         lib.nft_ctx_buffer_output(self.ctx)
         lib.nft_ctx_buffer_error(self.ctx)
         self.lock = threading.Lock()
 
-    def run(self, script: str) -> None:
+    def run(self, script: str, check_only: bool = False) -> None:
         with self.lock:
-            rc = self.lib.nft_run_cmd_from_buffer(self.ctx, script.encode())
+            self.lib.nft_ctx_set_dry_run(self.ctx, check_only)
+            try:
+                rc = self.lib.nft_run_cmd_from_buffer(self.ctx, script.encode())
+            finally:
+                self.lib.nft_ctx_set_dry_run(self.ctx, False)
             error = (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace")
         if rc != 0:
             raise NftError(error.strip()[:2000] or f"libnftables returned {rc}")
@@ -60,8 +67,9 @@ _libnftables: _LibNftables | None = None
 _libnftables_missing = False
 
 
-def run_nft(script: str, nft: str = "nft") -> None:
-    """One atomic transaction: all of ``script`` or nothing (``nft -f -`` semantics).
+def run_nft(script: str, nft: str = "nft", check_only: bool = False) -> None:
+    """One atomic transaction: all of ``script`` or nothing (``nft -f -`` semantics);
+    ``check_only``: the kernel checks it and nothing changes (``nft -c``).
 
     Uses libnftables when the default ``nft`` is asked for and the library loads, else the
     ``nft`` command (e.g. a wrapper given with --nft)."""
@@ -73,18 +81,21 @@ def run_nft(script: str, nft: str = "nft") -> None:
             except (OSError, AttributeError):
                 _libnftables_missing = True
         if _libnftables is not None:
-            _libnftables.run(script)
+            _libnftables.run(script, check_only)
             return
-    proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True)
+    command = [nft, "-c", "-f", "-"] if check_only else [nft, "-f", "-"]
+    proc = subprocess.run(command, input=script, capture_output=True, text=True)
     if proc.returncode != 0:
         raise NftError(proc.stderr.strip()[:2000] or f"nft exited {proc.returncode}")
 
 
 def table_exists(nft: str = "nft") -> bool:
-    proc = subprocess.run(
-        [nft, "list", "chain", *TABLE.split(), "nodeports"], capture_output=True, text=True
-    )
-    return proc.returncode == 0
+    """In-process like the syncs: the check must not need a process or the nft binary."""
+    try:
+        run_nft(f"list chain {TABLE} nodeports\n", nft)
+    except NftError:
+        return False
+    return True
 
 
 def delete_leftover_table(nft: str = "nft") -> bool:
@@ -106,33 +117,89 @@ class Dataplane:
         self.conntrack = conntrack
         self.applied: dict[str, ServiceRules] = {}
         self.need_full_sync = True
+        self.set_aside: dict[str, str] = {}  # Service key -> what nft said, after a sync
 
     def sync(self, desired: Mapping[str, ServiceRules], changed: set[str] | None) -> str:
         """Bring the table to ``desired``; ``changed`` limits the work to those Services
-        (None: everything). Returns the mode used ("full" or "partial")."""
-        if self.need_full_sync or changed is None:
-            mode = "full"
-            script = full_ruleset(self.config, desired.values())
-            keys = set(self.applied) | set(desired)
-        else:
-            mode = "partial"
-            keys = changed
-            script = partial_update(self.applied, desired, keys)
-        if script:
+        (None: everything). Returns the mode used ("full" or "partial"); ``set_aside`` then
+        names the Services nft refused, with its message. Raises ``NftError`` only when
+        nft refuses even the table without them."""
+        if not self.need_full_sync and changed is not None:
+            script = partial_update(self.applied, desired, changed)
             try:
-                run_nft(script, self.nft)
-            except NftError:
-                self.need_full_sync = True
-                raise
+                if script:
+                    run_nft(script, self.nft)
+            except NftError as exc:
+                log.warning("nft refused a partial sync (%s); replacing the whole table", exc)
+            else:
+                self._record(desired, changed)
+                for key in changed:
+                    self.set_aside.pop(key, None)
+                return "partial"
+        self.need_full_sync = True
+        self.set_aside = {}
+        try:
+            run_nft(full_ruleset(self.config, desired.values()), self.nft)
+        except NftError as exc:
+            applied = self._apply_without_refused(desired, exc)
+        else:
+            applied = dict(desired)
+        self._record(applied, set(self.applied) | set(desired))
+        return "full"
+
+    def _record(self, now: Mapping[str, ServiceRules], keys: set[str]) -> None:
         old = {k: self.applied[k] for k in keys if k in self.applied}
         for key in keys:
-            if key in desired:
-                self.applied[key] = desired[key]
+            if key in now:
+                self.applied[key] = now[key]
             else:
                 self.applied.pop(key, None)
         self.need_full_sync = False
-        self._flush_stale_udp(old, {k: desired[k] for k in keys if k in desired})
-        return mode
+        self._flush_stale_udp(old, {k: now[k] for k in keys if k in now})
+
+    def _accepts(self, services: Sequence[ServiceRules]) -> bool:
+        try:
+            run_nft(full_ruleset(self.config, services), self.nft, check_only=True)
+        except NftError:
+            return False
+        return True
+
+    def _refused(self, desired: Mapping[str, ServiceRules], keys: list[str]) -> list[str]:
+        """The keys whose rules nft refuses, by halving: k bad Services among n cost about
+        2·k·log2(n) dry runs."""
+        if not keys or self._accepts([desired[k] for k in keys]):
+            return []
+        if len(keys) == 1:
+            return keys
+        middle = len(keys) // 2
+        return self._refused(desired, keys[:middle]) + self._refused(desired, keys[middle:])
+
+    def _apply_without_refused(
+        self, desired: Mapping[str, ServiceRules], error: NftError
+    ) -> dict[str, ServiceRules]:
+        if not self._accepts([]):
+            raise error  # the table's own frame is refused: no Service is to blame
+        refused = self._refused(desired, sorted(desired))
+        usable = {k: v for k, v in desired.items() if k not in refused}
+        for key in refused:
+            try:
+                run_nft(full_ruleset(self.config, [desired[key]]), self.nft, check_only=True)
+            except NftError as exc:
+                self.set_aside[key] = str(exc)
+            else:
+                self.set_aside[key] = str(error)
+            previous = self.applied.get(key)
+            kept = previous is not None and self._accepts([previous])
+            if kept:
+                usable[key] = previous  # its last good rules stay in force
+            log.error(
+                "nft refused the rules of Service %s; set aside (%s), the others applied: %s",
+                key,
+                "its previous rules kept" if kept else "no rules",
+                self.set_aside[key],
+            )
+        run_nft(full_ruleset(self.config, usable.values()), self.nft)
+        return usable
 
     def _flush_stale_udp(
         self, old: Mapping[str, ServiceRules], new: Mapping[str, ServiceRules]

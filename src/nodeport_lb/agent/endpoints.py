@@ -9,14 +9,24 @@ terminating ones that stopped serving.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+from nodeport_lb.validation import FieldError, validate_endpoint_slice
+from nodeport_lb.validation.endpointslice import SERVICE_NAME_LABEL
+
 # Set by the endpointslice controller to when the pod or Service change that rewrote the
 # slice happened: where network programming latency starts.
 LAST_CHANGE_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+class InvalidEndpointSlice(ValueError):
+    """The slice itself is unusable (its name, Service label, address type or ports)."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -42,26 +52,38 @@ class SliceEndpoints:
     service_name: str
     address_type: str
     by_port: Mapping[tuple[str, str], tuple[Endpoint, ...]]
+    # endpoints left out because they do not validate (the others are used)
+    set_aside: tuple[FieldError, ...] = field(default=(), compare=False)
 
 
 def parse_endpoint_slice(obj: Mapping[str, Any]) -> SliceEndpoints | None:
-    """The usable content of an EndpointSlice, or None when it belongs to no Service."""
+    """The usable content of an EndpointSlice, or None when it belongs to no Service.
+
+    Every field used is validated first: an endpoint that does not validate is left out alone
+    (``set_aside``); a slice whose own fields do not raises ``InvalidEndpointSlice``."""
+    problems = validate_endpoint_slice(obj)
+    if problems.slice_errors:
+        raise InvalidEndpointSlice(problems.slice_errors)
     meta = obj.get("metadata") or {}
     service_name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
     if not service_name:
         return None
     address_type = obj.get("addressType") or "IPv4"
+    raw_endpoints = [
+        e for i, e in enumerate(obj.get("endpoints") or []) if i not in problems.endpoint_errors
+    ]
     by_port: dict[tuple[str, str], tuple[Endpoint, ...]] = {}
     for port in obj.get("ports") or []:
-        if not isinstance(port, Mapping) or not isinstance(port.get("port"), int):
-            continue
+        if not isinstance(port.get("port"), int):
+            continue  # no port: "all ports", which a NodePort rule cannot use
         key = (port.get("name") or "", port.get("protocol") or "TCP")
-        by_port[key] = tuple(_endpoints(obj.get("endpoints") or [], port["port"]))
+        by_port[key] = tuple(_endpoints(raw_endpoints, port["port"]))
     return SliceEndpoints(
         namespace=meta.get("namespace") or "default",
         service_name=service_name,
         address_type=address_type,
         by_port=by_port,
+        set_aside=tuple(e for errs in problems.endpoint_errors.values() for e in errs),
     )
 
 

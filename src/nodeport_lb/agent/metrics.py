@@ -134,6 +134,29 @@ class AgentMetrics:
         self.healthy = own(
             Gauge, "healthy", "1 when no queued change is older than 2 sync periods."
         )
+        self.source_healthy = own(
+            Gauge,
+            "source_healthy",
+            "1 when the last listing of the source (store or API) succeeded completely; while "
+            "0 the agent keeps its last good state.",
+        )
+        self.source_errors = own(
+            Counter,
+            "source_errors",
+            "Listings of the source that failed (store directory or a file unreadable).",
+        )
+        self.thread_failures = own(
+            Counter,
+            "thread_failures",
+            "Unexpected errors a worker thread survived.",
+            labelnames=["thread"],
+        )
+        self.services_set_aside = own(
+            Gauge,
+            "services_set_aside",
+            "Services (or their contested ports) left out of the table, by reason.",
+            labelnames=["reason"],
+        )
 
     def observe_sync(self, seconds: float, mode: str) -> None:
         """One successful sync: the overall histogram and the one of its kind (full|partial)."""

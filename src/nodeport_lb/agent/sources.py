@@ -23,7 +23,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 from nodeport_lb.agent.metrics import AgentMetrics
-from nodeport_lb.store import IncrementalStoreReader, ManifestStore, ObjectKey, object_key
+from nodeport_lb.store import (
+    MAX_NESTING,
+    IncrementalStoreReader,
+    ManifestError,
+    ManifestStore,
+    ObjectKey,
+    StoreUnreadableError,
+    check_nesting,
+    object_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,7 @@ class Batch:
     upserts: dict[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
     deletes: set[ObjectKey] = field(default_factory=set)
     queued_at: float = 0.0  # monotonic time of the oldest change in the batch
+    origins: dict[ObjectKey, str] = field(default_factory=dict)  # where each upsert came from
 
 
 class ChangeQueue:
@@ -43,7 +53,12 @@ class ChangeQueue:
         self._batch = Batch()
         self._pending = False
 
-    def put(self, upserts: Mapping[ObjectKey, Mapping[str, Any]], deletes: set[ObjectKey]) -> None:
+    def put(
+        self,
+        upserts: Mapping[ObjectKey, Mapping[str, Any]],
+        deletes: set[ObjectKey],
+        origins: Mapping[ObjectKey, str] | None = None,
+    ) -> None:
         if not upserts and not deletes:
             return
         with self._cond:
@@ -53,6 +68,8 @@ class ChangeQueue:
             for key, obj in upserts.items():
                 self._batch.deletes.discard(key)
                 self._batch.upserts[key] = obj
+                if origins and key in origins:
+                    self._batch.origins[key] = origins[key]
             for key in deletes:
                 self._batch.upserts.pop(key, None)
                 self._batch.deletes.add(key)
@@ -130,6 +147,34 @@ class _Inotify:
         os.close(self.fd)
 
 
+class SourceStatus:
+    """Whether a source has listed everything once, and whether its last listing failed.
+
+    The agent replaces its table only after one complete listing: before it, the objects it
+    knows may be a part of the truth, and a table built from a part deletes the rest."""
+
+    def __init__(self, metrics: AgentMetrics, what: str) -> None:
+        self.metrics = metrics
+        self.what = what
+        self.listed = threading.Event()
+        self.error: str | None = None
+
+    def succeeded(self) -> None:
+        if self.error is not None:
+            log.info("%s: readable again", self.what)
+        self.error = None
+        self.listed.set()
+        self.metrics.source_healthy.set(1)
+
+    def failed(self, message: str) -> None:
+        self.metrics.source_errors.inc()
+        self.metrics.source_healthy.set(0)
+        if message != self.error:
+            state = "last good state kept" if self.listed.is_set() else "nothing synced yet"
+            log.error("%s: %s (%s; retrying)", self.what, message, state)
+        self.error = message
+
+
 class StoreSource:
     """Watches a manifest store directory (inotify, else a fast poll) and queues its changes.
 
@@ -153,6 +198,10 @@ class StoreSource:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store", daemon=True)
         self._reported: dict[Path, str] = {}
+        self.status = SourceStatus(metrics, f"store {store.path}")
+
+    def synced(self) -> bool:
+        return self.status.listed.is_set()
 
     def initial_load(self) -> None:
         self._refresh(None)
@@ -164,57 +213,81 @@ class StoreSource:
         self._stop.set()
 
     def _refresh(self, only: set[Path] | None) -> None:
-        changes = self.reader.refresh(only)
+        try:
+            changes = self.reader.refresh(only)
+        except StoreUnreadableError as exc:
+            self.status.failed(str(exc))
+            return
         for error in changes.errors:
             self.metrics.store_errors.inc()
             if self._reported.get(error.path) != error.message:
                 log.warning("store: %s (ignored; last good state kept)", error)
                 self._reported[error.path] = error.message
-        self.queue.put(changes.upserts, changes.deletes)
+        if only is None:
+            if changes.complete:
+                self.status.succeeded()
+            else:
+                self.status.failed("some files could not be read")
+        origins = {key: str(self.reader.file_of(key)) for key in changes.upserts}
+        self.queue.put(changes.upserts, changes.deletes, origins)
 
     def _run(self) -> None:
-        directory = self.reader.store.path
+        """Never ends while the agent runs: an unexpected error is logged, counted and the
+        watch starts over (a dead store thread would freeze every Service's state)."""
         while not self._stop.is_set():
             try:
-                watcher = _Inotify(directory)
-            except OSError as exc:
-                log.warning("store: no inotify on %s (%s); polling", directory, exc)
-                self._poll(directory)
-                continue
-            try:
-                self._watch(watcher)
-            finally:
-                watcher.close()
+                self._watch_directory()
+            except Exception:
+                self.metrics.thread_failures.labels("store").inc()
+                log.exception("store: unexpected error; watching again in 1s")
+                self._stop.wait(1.0)
+
+    def _watch_directory(self) -> None:
+        directory = self.reader.store.path
+        try:
+            watcher = _Inotify(directory)
+        except OSError as exc:
+            log.warning("store: no inotify on %s (%s); polling", directory, exc)
+            self._poll(directory)
+            return
+        try:
+            self._watch(watcher)
+        finally:
+            watcher.close()
 
     def _watch(self, watcher: _Inotify) -> None:
         self._refresh(None)  # catch what changed before the watch existed
-        next_rescan = time.monotonic() + self.rescan_period
+        next_rescan = time.monotonic() + self._listing_interval()
         while not self._stop.is_set():
             names, rescan = watcher.read(min(1.0, self.rescan_period))
             if rescan or time.monotonic() >= next_rescan:
                 self._refresh(None)
-                next_rescan = time.monotonic() + self.rescan_period
+                next_rescan = time.monotonic() + self._listing_interval()
                 if rescan:
                     return  # directory replaced: watch it again
             elif names:
                 self._refresh({self.reader.store.path / name for name in names})
 
     def _poll(self, directory: Path) -> None:
-        """Without inotify (or before the directory exists): stat the directory itself."""
+        """Without inotify (or before the directory exists): stat the directory itself; list
+        it again every rescan period, or every second while listing fails."""
         last: tuple[int, int] | None = None
-        deadline = time.monotonic() + self.rescan_period
+        next_listing = time.monotonic() + self._listing_interval()
         while not self._stop.wait(self.POLL_INTERVAL):
             try:
                 st = directory.stat()
-                signature = (st.st_ino, st.st_mtime_ns)
+                signature: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
             except OSError:
                 signature = None
-            if signature != last or time.monotonic() >= deadline:
+            if signature != last or time.monotonic() >= next_listing:
                 last = signature
                 self._refresh(None)
-                deadline = time.monotonic() + self.rescan_period
-                if signature is not None:
-                    return  # the directory exists now: try inotify again
+                next_listing = time.monotonic() + self._listing_interval()
+                if signature is not None and self.status.error is None:
+                    return  # the directory is readable now: try inotify again
+
+    def _listing_interval(self) -> float:
+        return min(1.0, self.rescan_period) if self.status.error else self.rescan_period
 
 
 # --- Kubernetes API --------------------------------------------------------------------------
@@ -261,15 +334,20 @@ class KubeSource:
             for r in self.resources
         ]
         self._listed = {r.kind: threading.Event() for r in self.resources}
+        self.status = SourceStatus(metrics, "kubernetes API")
+
+    def synced(self) -> bool:
+        return all(listed.is_set() for listed in self._listed.values())
 
     def initial_load(self) -> None:
-        """Start the watchers and wait (up to a minute) until each has listed once."""
+        """Start the watchers and wait (up to a minute) until each has listed once; the
+        agent syncs nothing before that, however long it takes."""
         for thread in self._threads:
             thread.start()
         deadline = time.monotonic() + 60
         for kind, listed in self._listed.items():
             if not listed.wait(max(0.0, deadline - time.monotonic())):
-                log.warning("kubernetes: %s not listed yet; going on without it", kind)
+                log.warning("kubernetes: %s not listed yet; the table stays as it is", kind)
 
     def start(self) -> None:
         pass  # started by initial_load
@@ -287,11 +365,14 @@ class KubeSource:
                 if first:
                     first = False
                     self._listed[resource.kind].set()
+                if self.synced():
+                    self.status.succeeded()
                 backoff = 0.5
                 while not self._stop.is_set():  # a watch that times out resumes where it was
                     version = self._watch(resource, known, version)
             except Exception as exc:  # any failure: count, back off, relist
                 self.metrics.watch_errors.labels(resource.kind).inc()
+                self.status.failed(f"{resource.kind} list/watch failed")
                 log.warning(
                     "kubernetes: %s list/watch failed: %s; retrying in %.1fs",
                     resource.kind,
@@ -337,15 +418,18 @@ class KubeSource:
             body = json.loads(response.read())
         finally:
             response.release_conn()
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise RuntimeError(f"GET {resource.path}: not a list")
         objects = {}
-        for item in body.get("items") or []:
-            item.setdefault("kind", resource.kind)
-            item.setdefault("apiVersion", resource.api_version)
+        for item in items:
+            if not _usable(item, resource):
+                continue
             objects[object_key(item)] = item
         gone = known - set(objects)
         known.clear()
         known.update(objects)
-        self.queue.put(objects, gone)
+        self.queue.put(objects, gone, dict.fromkeys(objects, "kubernetes API"))
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch(self, resource: WatchedResource, known: set[ObjectKey], version: str) -> str:
@@ -367,18 +451,38 @@ class KubeSource:
                 version = (obj.get("metadata") or {}).get("resourceVersion") or version
                 if kind == "BOOKMARK":
                     continue
-                obj.setdefault("kind", resource.kind)
-                obj.setdefault("apiVersion", resource.api_version)
+                if not _usable(obj, resource):
+                    continue
                 key = object_key(obj)
                 if kind == "DELETED":
                     known.discard(key)
                     self.queue.put({}, {key})
                 else:
                     known.add(key)
-                    self.queue.put({key: obj}, set())
+                    self.queue.put({key: obj}, set(), {key: "kubernetes API"})
         finally:
             response.release_conn()
         return version
+
+
+def _usable(obj: Any, resource: WatchedResource) -> bool:
+    """An object of the kind asked for and of bounded depth (set aside alone otherwise)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+        log.warning("kubernetes: %s: an item that is not an object, set aside", resource.kind)
+        return False
+    try:
+        check_nesting(obj)
+    except ManifestError:
+        log.warning(
+            "kubernetes: %s %s nested deeper than %d levels, set aside",
+            resource.kind,
+            obj["metadata"].get("name"),
+            MAX_NESTING,
+        )
+        return False
+    obj.setdefault("kind", resource.kind)
+    obj.setdefault("apiVersion", resource.api_version)
+    return True
 
 
 def _json_lines(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:

@@ -1,19 +1,26 @@
 """The agent's view of the cluster: the objects it was given, turned into per-Service rules.
 
 Both sources (manifest store, Kubernetes API) feed ``ClusterState.apply`` with the same raw
-objects. A Service that does not validate is logged, counted and ignored: the last good version
-of that Service stays in force. Only the Services an update touched are computed again, so one
+objects. An object that does not validate is logged (with the file it came from), counted and
+ignored: the last good version of that object stays in force; an endpoint that does not
+validate is left out alone. Only the Services an update touched are computed again, so one
 endpoint change at 10,000 Services costs one Service's work.
+
+Two Services claiming one nodePort (or healthCheckNodePort) cannot both have it: the older
+one (creationTimestamp, then namespace/name) keeps it, as the API server would have refused
+the younger one; the younger one's contested port is set aside and reported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from nodeport_lb.agent.endpoints import SliceEndpoints, parse_endpoint_slice
+from nodeport_lb.agent.endpoints import InvalidEndpointSlice, SliceEndpoints, parse_endpoint_slice
 from nodeport_lb.agent.rules import RuleConfig, ServiceRules, compute_service_rules
 from nodeport_lb.model import NodePortRange, Service, apply_defaults
 from nodeport_lb.store import ObjectKey
@@ -28,7 +35,24 @@ DRAIN_TAINT = "ToBeDeletedByClusterAutoscaler"
 class ApplyResult:
     dirty: set[str] = field(default_factory=set)  # Service keys whose rules may have changed
     invalid: list[str] = field(default_factory=list)  # one message per rejected object
+    # the kind of each rejected object: "Service", "EndpointSlice", "Endpoint"
+    invalid_kinds: list[str] = field(default_factory=list)
     node_changed: bool = False
+
+
+Port = tuple[str, int]  # (nft protocol, port): a nodePort, or ("tcp", hcnp)
+_NEWEST = (1, "")  # objects without a creationTimestamp count as the youngest
+
+
+def _age(manifest: Mapping[str, Any]) -> tuple[int, str]:
+    """Sort key: older first. Parsed, so two spellings of one instant compare equal."""
+    stamp = (manifest.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(stamp, str):
+        return _NEWEST
+    try:
+        return (0, datetime.fromisoformat(stamp.replace("Z", "+00:00")).isoformat())
+    except ValueError:
+        return _NEWEST
 
 
 class ClusterState:
@@ -41,22 +65,40 @@ class ClusterState:
         self._slices_of_service: dict[str, set[ObjectKey]] = {}
         self.node: Mapping[str, Any] | None = None
         self.rules: dict[str, ServiceRules] = {}
-        # (protocol, nodePort) -> the Service that holds it; later claimants are refused
-        self._port_owner: dict[tuple[str, int], str] = {}
-        self._refused_ports: dict[str, set[tuple[str, int]]] = {}
+        # every Service that wants a port; the oldest of them holds it
+        self._claims: dict[Port, set[str]] = {}
+        self._wanted: dict[str, set[Port]] = {}
+        self._ages: dict[str, tuple[tuple[int, str], str]] = {}
+        self.blocked: dict[str, frozenset[Port]] = {}  # Service -> ports it is refused
 
     # --- inputs --------------------------------------------------------------------------
 
     def apply(
-        self, upserts: Mapping[ObjectKey, Mapping[str, Any]], deletes: Iterable[ObjectKey]
+        self,
+        upserts: Mapping[ObjectKey, Mapping[str, Any]],
+        deletes: Iterable[ObjectKey],
+        origins: Mapping[ObjectKey, str] | None = None,
     ) -> ApplyResult:
         result = ApplyResult()
+        origins = origins or {}
         for key in deletes:
             self._delete(key, result)
         for key, obj in upserts.items():
-            self._upsert(key, obj, result)
+            origin = origins.get(key, "")
+            try:
+                self._upsert(key, obj, result, origin)
+            except Exception as exc:  # one object must never stop the others
+                self._reject(result, key.kind, origin, f"{key} set aside: {exc!r}")
+                log.debug("object %s", key, exc_info=True)
         self._recompute(result.dirty)
         return result
+
+    @staticmethod
+    def _reject(result: ApplyResult, kind: str, origin: str, message: str) -> None:
+        text = f"{origin}: {message}" if origin else message
+        log.warning("%s", text)
+        result.invalid.append(text)
+        result.invalid_kinds.append(kind)
 
     def _delete(self, key: ObjectKey, result: ApplyResult) -> None:
         if key.kind == "Service":
@@ -74,11 +116,24 @@ class ClusterState:
             self.node = None
             result.node_changed = True
 
-    def _upsert(self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult) -> None:
+    def _upsert(
+        self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult, origin: str
+    ) -> None:
         if key.kind == "Service":
-            self._upsert_service(key, obj, result)
+            self._upsert_service(key, obj, result, origin)
         elif key.kind == "EndpointSlice":
-            parsed = parse_endpoint_slice(obj)
+            try:
+                parsed = parse_endpoint_slice(obj)
+            except InvalidEndpointSlice as exc:
+                self._reject(
+                    result,
+                    "EndpointSlice",
+                    origin,
+                    f"{key} ignored, keeping its last good state: {exc}",
+                )
+                return
+            for error in parsed.set_aside if parsed else ():
+                self._reject(result, "Endpoint", origin, f"{key}: endpoint left out: {error}")
             old = self.slices.get(key)
             if old == parsed:
                 return
@@ -97,7 +152,9 @@ class ClusterState:
             self.node = obj
             result.node_changed = True
 
-    def _upsert_service(self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult) -> None:
+    def _upsert_service(
+        self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult, origin: str
+    ) -> None:
         service_key = f"{key.namespace}/{key.name}"
         if self._raw_services.get(service_key) == obj:
             return
@@ -108,51 +165,66 @@ class ClusterState:
             message = f"Service {service_key} ignored, keeping its last good state: " + "; ".join(
                 str(e) for e in errors
             )
-            log.warning("%s", message)
-            result.invalid.append(message)
+            self._reject(result, "Service", origin, message)
             return
         self.services[service_key] = Service.from_manifest(defaulted)
+        self._ages[service_key] = (_age(defaulted), service_key)
         result.dirty.add(service_key)
 
     # --- outputs -------------------------------------------------------------------------
 
     def _recompute(self, dirty: set[str]) -> None:
-        # ports a dirty Service gives up may be waited for by a Service refused earlier
+        """Rules for the dirty Services, and for every Service whose claim on a port a dirty
+        one changed (it may win or lose that port now)."""
+        affected = set(dirty)
         for key in dirty:
-            for port in self.rules[key].map_elements() if key in self.rules else ():
-                if self._port_owner.get(port) == key:
-                    del self._port_owner[port]
-        waiting = {k for k, ports in self._refused_ports.items() if ports} - dirty
-        # dirty Services first, so one that keeps its port is not beaten to it by a waiter
-        for key in [*sorted(dirty), *sorted(waiting)]:
-            self._refused_ports.pop(key, None)
+            service = self.services.get(key)
+            old = self._wanted.pop(key, set())
+            new = _ports_of(service) if service else set()
+            if new:
+                self._wanted[key] = new
+            for port in old - new:
+                claimants = self._claims.get(port, set())
+                claimants.discard(key)
+                affected |= claimants
+                if not claimants:
+                    self._claims.pop(port, None)
+            for port in new:
+                claimants = self._claims.setdefault(port, set())
+                claimants.add(key)
+                if len(claimants) > 1:
+                    affected |= claimants  # the age may have changed too
+        for key in sorted(affected):
             service = self.services.get(key)
             if service is None:
                 self.rules.pop(key, None)
+                self.blocked.pop(key, None)
+                self._ages.pop(key, None)
                 continue
-            dirty.add(key)
-            blocked = self._claim_ports(service)
+            blocked = frozenset(p for p in self._wanted.get(key, ()) if self._owner(p) != key)
+            if blocked != self.blocked.get(key, frozenset()):
+                for protocol, port in sorted(blocked - self.blocked.get(key, frozenset())):
+                    log.warning(
+                        "Service %s: port %s/%d is held by the older Service %s; "
+                        "this port is set aside",
+                        key,
+                        protocol,
+                        port,
+                        self._owner((protocol, port)),
+                    )
+            if blocked:
+                self.blocked[key] = blocked
+            else:
+                self.blocked.pop(key, None)
             slices = [self.slices[k] for k in self._slices_of_service.get(key, ())]
-            self.rules[key] = compute_service_rules(service, slices, self.config, blocked)
+            rules = compute_service_rules(service, slices, self.config, blocked)
+            if ("tcp", rules.health_check_node_port) in blocked:
+                rules = dataclasses.replace(rules, health_check_node_port=0)
+            self.rules[key] = rules
+        dirty |= affected
 
-    def _claim_ports(self, service: Service) -> frozenset[tuple[str, int]]:
-        blocked = set()
-        for port in service.ports:
-            if not port.node_port:
-                continue
-            wanted = (port.protocol.lower(), port.node_port)
-            owner = self._port_owner.setdefault(wanted, service.key)
-            if owner != service.key:
-                log.warning(
-                    "Service %s: nodePort %s/%d is already used by %s; not programmed",
-                    service.key,
-                    wanted[0],
-                    wanted[1],
-                    owner,
-                )
-                blocked.add(wanted)
-        self._refused_ports[service.key] = blocked
-        return frozenset(blocked)
+    def _owner(self, port: Port) -> str:
+        return min(self._claims[port], key=lambda k: self._ages.get(k, (_NEWEST, k)))
 
     @property
     def node_eligible(self) -> bool:
@@ -164,3 +236,10 @@ class ClusterState:
             return False
         taints = (self.node.get("spec") or {}).get("taints") or []
         return not any(isinstance(t, Mapping) and t.get("key") == DRAIN_TAINT for t in taints)
+
+
+def _ports_of(service: Service) -> set[Port]:
+    ports = {(p.protocol.lower(), p.node_port) for p in service.ports if p.node_port}
+    if service.needs_health_check and service.health_check_node_port:
+        ports.add(("tcp", service.health_check_node_port))
+    return ports

@@ -13,6 +13,7 @@ from typing import Any
 
 from nodeport_lb.agent.endpoints import (
     Endpoint,
+    InvalidEndpointSlice,
     SliceEndpoints,
     endpoints_for_port,
     local_ready_count,
@@ -38,7 +39,10 @@ class ControlPlane:
             key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
             plane.manifests[key] = dict(manifest)
         for obj in slices:
-            parsed = parse_endpoint_slice(obj)
+            try:
+                parsed = parse_endpoint_slice(obj)  # validated as the agent does
+            except InvalidEndpointSlice:
+                continue  # the agent sets it aside too: expect what it does
             if parsed:
                 key = f"{parsed.namespace}/{parsed.service_name}"
                 plane.slices.setdefault(key, []).append(parsed)
