@@ -129,7 +129,7 @@ def test_an_agent_started_without_its_store_keeps_the_table_it_finds(seed: SeedL
         time.sleep(1.5)
         status, _, body = http_get(seed.ns("client"), NODE2, 31001)
         assert status == 200 and json.loads(body)["peer"] == CLIENT
-        assert "svc-" in seed.nft("node2", "list", "table", "inet", "nodeport-lb")
+        assert "31001" in seed.nft("node2", "list", "table", "inet", "nodeport-lb")
     finally:
         away.rename(store)
     wait_for(lambda: hcnp(seed, "node2")[0] == 200, timeout=5)
@@ -303,17 +303,13 @@ def test_the_table_check_survives_a_missing_nft_binary(seed: SeedLab, tmp_path: 
     """nft gone from PATH (a package upgrade, a broken image): the agent's own checks must not
     die with it, and a flushed table still comes back."""
     seed.lab.stop(seed.agents["node1"], signal.SIGTERM)
-    previous = seed.extra_agent_args
-    seed.extra_agent_args = ("--allow-kube-proxy",)
-    try:  # no nft, no conntrack in the agent's PATH
-        seed.start_agent("node1", env={**os.environ, "PATH": str(tmp_path)})
-    finally:
-        seed.extra_agent_args = previous
+    # no nft, no conntrack in the agent's PATH
+    seed.start_agent("node1", env={**os.environ, "PATH": str(tmp_path)})
     try:
-        wait_for(lambda: "svc-" in seed.nft("node1", "list", "table", "inet", "nodeport-lb"))
+        wait_for(lambda: "31001" in seed.nft("node1", "list", "table", "inet", "nodeport-lb"))
         time.sleep(6)  # one table check (sync period 5 s) has run
         seed.nft("node1", "delete", "table", "inet", "nodeport-lb")
-        wait_for(lambda: "svc-" in seed.nft("node1", "list", "ruleset"), timeout=15, interval=0.2)
+        wait_for(lambda: "31001" in seed.nft("node1", "list", "ruleset"), timeout=15, interval=0.2)
     finally:
         seed.lab.stop(seed.agents["node1"], signal.SIGTERM)
         seed.start_agent("node1")
