@@ -68,8 +68,7 @@ def _get(port: int, method: str = "GET", path: str = "/whatever") -> bytes:
 
 def test_real_listeners_open_answer_and_close_on_loopback() -> None:
     healthy = ProxyHealth(True, time.time(), True)
-    servers = HealthServers(AgentMetrics(), lambda: healthy)
-    servers.hcnp_bind_address = "127.0.0.1"
+    servers = HealthServers(AgentMetrics(), lambda: healthy, hcnp_cidrs=["127.0.0.0/8"])
     healthz, hcnp = _free_port(), _free_port()
     servers.start(("127.0.0.1", healthz), None, None)
     try:

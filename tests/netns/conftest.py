@@ -62,9 +62,12 @@ class SeedLab:
         for store in self.stores.values():
             store.delete(kind, namespace, name)
 
-    def start_agent(self, node: str, env: dict[str, str] | None = None) -> None:
+    def start_agent(
+        self, node: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+    ) -> None:
         self.agents[node] = self.lab.start(
             self.ns(node),
+            *prefix,
             *agent_cmd(
                 node,
                 self.stores[node].path,

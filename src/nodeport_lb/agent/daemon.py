@@ -82,7 +82,7 @@ class Agent:
             if config.programs_nodeports
             else None
         )
-        self.health = HealthServers(self.metrics, self.proxy_health)
+        self.health = HealthServers(self.metrics, self.proxy_health, config.nodeport_cidrs)
         self.return_path = (
             ReturnPath(config.load_balancers, config.nft, period=config.sync_period)
             if config.load_balancers

@@ -3,28 +3,45 @@
 All of them run on one asyncio event loop in a thread of their own, so thousands of hcnp
 listeners cost no thread each and a slow client never delays a sync. The answers follow
 kube-proxy byte for byte where it defines them (pkg/proxy/healthcheck/service_health.go).
+
+The servers face whatever can reach a node: HTTP is parsed by h11; every connection has a
+deadline for its request, body included, and for the idle time between requests; all
+listeners share a cap on open connections, and a new connection past it closes the
+longest-idle one, so a flood of idle connections never keeps a load balancer's check out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import itertools
 import json
 import logging
+import resource
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
+
+import h11
 
 from nodeport_lb.agent.metrics import CONTENT_TYPE, AgentMetrics
 
 log = logging.getLogger(__name__)
 
-REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 503: "Service Unavailable"}
 MAX_REQUEST_HEAD = 16 * 1024
-IDLE_TIMEOUT = 30.0
+MAX_REQUEST_BODY = 64 * 1024  # health checks send none; a body is read and thrown away
+REQUEST_TIMEOUT = 10.0  # from a request's first byte to the end of its body
+IDLE_TIMEOUT = 30.0  # between requests on a kept-alive connection
+MAX_CONNECTIONS = 1024  # open at once over every listener
+MAX_AGENT_CHECK_LINE = 512  # "namespace/name\n" is at most 128 bytes
+BIND_RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,8 @@ class HealthServers:
         self,
         metrics: AgentMetrics,
         proxy_health: Callable[[], ProxyHealth],
+        hcnp_cidrs: Sequence[str] = (),
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.metrics = metrics
         self.proxy_health = proxy_health
@@ -124,7 +143,12 @@ class HealthServers:
         self._services: dict[str, ServiceHealth] = {}  # "namespace/name" -> health
         self._hcnp_servers: dict[int, tuple[str, asyncio.Server]] = {}  # port -> (key, server)
         self._hcnp_wanted: dict[int, str] = {}
-        self.hcnp_bind_address = "0.0.0.0"
+        # like kube-proxy: hcnp listens on the node's addresses inside --nodeport-addresses
+        self.hcnp_cidrs = tuple(hcnp_cidrs)
+        self.max_connections = max_connections
+        # every open connection, least recently active first: id -> (transport, busy)
+        self._connections: OrderedDict[int, tuple[asyncio.BaseTransport, bool]] = OrderedDict()
+        self._ids = itertools.count()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -135,6 +159,7 @@ class HealthServers:
         agent_check: tuple[str, int] | None,
     ) -> None:
         """Bind the fixed listeners; raises OSError (e.g. port in use) before anything runs."""
+        self.max_connections = min(self.max_connections, _open_file_limit() // 2)
         self._thread.start()
         fixed: list[asyncio.Future[object]] = []
         if healthz:
@@ -185,27 +210,52 @@ class HealthServers:
                 self.loop.create_task(self._open_hcnp(port, key))
 
     async def _open_hcnp(self, port: int, key: str) -> None:
+        """Listen on ``port`` while it is wanted; a port that cannot be bound (a local process
+        holds it) is tried again, backing off to every 30 s, with a log line each time the
+        reason changes."""
         if port in self._hcnp_servers or self._hcnp_wanted.get(port) != key:
             return
         self._hcnp_servers[port] = (key, None)  # type: ignore[assignment]  # reserve the port
-        try:
-            server = await asyncio.start_server(
-                self._http_handler(lambda _m, _p: self._answer_hcnp(key)),
-                self.hcnp_bind_address,
-                port,
-                reuse_address=True,
-            )
-        except OSError as exc:
-            del self._hcnp_servers[port]
-            self.metrics.health_responses.labels("hcnp", "bind_error").inc()
-            log.error("cannot listen on healthCheckNodePort %d of %s: %s", port, key, exc)
-            return
+        delay, reported = 1.0, ""
+        while True:
+            try:
+                server = await asyncio.start_server(
+                    self._http_handler(lambda _m, _p: self._answer_hcnp(key)),
+                    self._hcnp_hosts(),
+                    port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+                break
+            except OSError as exc:
+                self.metrics.health_responses.labels("hcnp", "bind_error").inc()
+                if str(exc) != reported:
+                    log.error(
+                        "cannot listen on healthCheckNodePort %d of %s: %s; retrying",
+                        port,
+                        key,
+                        exc,
+                    )
+                    reported = str(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BIND_RETRY_MAX)
+            if self._hcnp_wanted.get(port) != key:  # no longer wanted while we waited
+                del self._hcnp_servers[port]
+                return
         if self._hcnp_wanted.get(port) != key:  # removed while we were binding
             server.close()
             del self._hcnp_servers[port]
             return
         self._hcnp_servers[port] = (key, server)
         log.info("listening on healthCheckNodePort %d for %s", port, key)
+
+    def _hcnp_hosts(self) -> list[str]:
+        if not self.hcnp_cidrs:
+            return ["0.0.0.0"]
+        hosts = local_addresses(self.hcnp_cidrs)
+        if not hosts:
+            raise OSError(f"no local address inside --nodeport-addresses {self.hcnp_cidrs}")
+        return hosts
 
     # --- answers ------------------------------------------------------------------------
 
@@ -233,65 +283,197 @@ class HealthServers:
     # --- protocol plumbing --------------------------------------------------------------
 
     async def _listen_http(self, address: tuple[str, int], responder: Responder) -> None:
-        await asyncio.start_server(self._http_handler(responder), *address, reuse_address=True)
+        await asyncio.start_server(
+            self._http_handler(responder), *address, reuse_address=True, backlog=1024
+        )
 
     async def _listen_agent_check(self, address: tuple[str, int]) -> None:
-        await asyncio.start_server(self._agent_check, *address, reuse_address=True)
+        await asyncio.start_server(self._agent_check, *address, reuse_address=True, backlog=1024)
+
+    def _admit(self, writer: asyncio.StreamWriter) -> int:
+        """Count a new connection; past the cap, close the longest-idle one (a busy one only
+        when none is idle) so the newcomer, likely a load balancer's check, is served."""
+        if len(self._connections) >= self.max_connections:
+            victim = next((k for k, (_, busy) in self._connections.items() if not busy), None)
+            if victim is None:
+                victim = next(iter(self._connections))
+            transport, _ = self._connections.pop(victim)
+            transport.abort()
+            self.metrics.health_responses.labels("any", "evicted").inc()
+        conn_id = next(self._ids)
+        self._connections[conn_id] = (writer.transport, False)
+        return conn_id
+
+    def _mark(self, conn_id: int, busy: bool) -> None:
+        if conn_id in self._connections:
+            self._connections[conn_id] = (self._connections[conn_id][0], busy)
+            self._connections.move_to_end(conn_id)
 
     def _http_handler(self, responder: Responder):  # type: ignore[no-untyped-def]
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(
-                asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError,
-                ConnectionError,
-                TimeoutError,
-                ValueError,
-            ):
-                while await self._one_request(reader, writer, responder):
-                    pass
-            writer.close()
+            conn_id = self._admit(writer)
+            try:
+                await self._serve_http(conn_id, reader, writer, responder)
+            except (ConnectionError, TimeoutError, h11.ProtocolError):
+                pass
+            finally:
+                self._connections.pop(conn_id, None)
+                writer.close()
 
         return handle
 
-    async def _one_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, responder: Responder
-    ) -> bool:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
-        if len(head) > MAX_REQUEST_HEAD:
-            return False
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, version = [*lines[0].split(" "), "", "", ""][:3]
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length") or 0)
-        if length:
-            await reader.readexactly(min(length, MAX_REQUEST_HEAD))
-        response = responder(method, path)
-        keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        status_line = f"HTTP/1.1 {response.status} {REASONS.get(response.status, '')}\r\n"
-        header_lines = "".join(f"{k}: {v}\r\n" for k, v in response.headers)
-        extra = f"Date: {formatdate(usegmt=True)}\r\nContent-Length: {len(response.body)}\r\n"
-        if not keep_alive:
-            extra += "Connection: close\r\n"
-        writer.write((status_line + header_lines + extra + "\r\n").encode("latin-1"))
-        if method != "HEAD":
-            writer.write(response.body)
-        await writer.drain()
-        return keep_alive
+    async def _serve_http(
+        self,
+        conn_id: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        responder: Responder,
+    ) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
+        while True:
+            request = await self._next_event(conn, reader, writer, IDLE_TIMEOUT, conn_id)
+            if not isinstance(request, h11.Request):
+                return  # closed, or a protocol error already answered
+            self._mark(conn_id, busy=True)
+            deadline = time.monotonic() + REQUEST_TIMEOUT
+            body = 0
+            while True:  # the body, chunked or not, within the same deadline
+                event = await self._next_event(
+                    conn, reader, writer, deadline - time.monotonic(), conn_id
+                )
+                if isinstance(event, h11.Data):
+                    body += len(event.data)
+                    if body > MAX_REQUEST_BODY:
+                        return
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    return
+            response = responder(request.method.decode("latin-1"), request.target.decode("latin-1"))
+            headers = [
+                *response.headers,
+                ("Date", formatdate(usegmt=True)),
+                ("Content-Length", str(len(response.body))),
+            ]
+            head = h11.Response(
+                status_code=response.status,
+                headers=headers,
+                reason=REASONS.get(response.status, "").encode(),
+            )
+            writer.write(conn.send(head))
+            if request.method != b"HEAD":
+                writer.write(conn.send(h11.Data(data=response.body)))
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+            self._mark(conn_id, busy=False)
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return  # Connection: close, HTTP/1.0, or a client that half-closed
+            conn.start_next_cycle()
+
+    async def _next_event(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        timeout: float,
+        conn_id: int,
+    ) -> object:
+        """The next h11 event, reading as needed; raises TimeoutError past ``timeout``. A
+        request h11 refuses gets a 400 and the connection ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._bad_request(conn, writer, exc.error_status_hint)
+                return None
+            if event is not h11.NEED_DATA:
+                return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            data = await asyncio.wait_for(reader.read(65536), remaining)
+            self._mark(conn_id, busy=True)
+            conn.receive_data(data)
+
+    @staticmethod
+    def _bad_request(conn: h11.Connection, writer: asyncio.StreamWriter, status: int) -> None:
+        with contextlib.suppress(h11.LocalProtocolError):
+            body = REASONS.get(status, "Bad Request").encode() + b"\n"
+            head = h11.Response(
+                status_code=status,
+                headers=[("Content-Length", str(len(body))), ("Connection", "close")],
+                reason=REASONS.get(status, "Bad Request").encode(),
+            )
+            writer.write(conn.send(head) + conn.send(h11.Data(data=body)))
+            writer.write(conn.send(h11.EndOfMessage()))
 
     async def _agent_check(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        with contextlib.suppress(
-            asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, TimeoutError
-        ):
-            line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
+        """One line in, one answer out. A line longer than any Service key is refused quietly
+        (counted, no traceback): a flood of them must not flood the log."""
+        conn_id = self._admit(writer)
+        try:
+            line = await asyncio.wait_for(self._read_line(reader), REQUEST_TIMEOUT)
+            if line is None:
+                self.metrics.health_responses.labels("agent_check", "too_long").inc()
+                return
             key = line.decode("latin-1").strip()
             proxy = self.proxy_health()
             reply = agent_check_reply(self._services.get(key), proxy.healthy, proxy.node_eligible)
             self.metrics.health_responses.labels("agent_check", reply.split()[0]).inc()
             writer.write(reply.encode())
             await writer.drain()
-        writer.close()
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            self._connections.pop(conn_id, None)
+            writer.close()
+
+    @staticmethod
+    async def _read_line(reader: asyncio.StreamReader) -> bytes | None:
+        """Up to a newline (or the end), None past ``MAX_AGENT_CHECK_LINE`` bytes."""
+        data = b""
+        while b"\n" not in data:
+            chunk = await reader.read(MAX_AGENT_CHECK_LINE + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > MAX_AGENT_CHECK_LINE:
+                return None
+        return data.split(b"\n", 1)[0]
+
+
+def _open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one (as Go programs like kube-proxy do
+    at start) and return it: the connection cap must stay below it, or accept() fails first."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft
+
+
+def local_addresses(cidrs: Sequence[str]) -> list[str]:
+    """This host's IPv4 addresses inside ``cidrs`` (iproute2's view, as kube-proxy's netlink)."""
+    try:
+        proc = subprocess.run(
+            ["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, timeout=10
+        )
+        links = json.loads(proc.stdout or "[]")
+    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+        raise OSError(f"cannot list this host's addresses: {exc}") from exc
+    networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    found = []
+    for link in links:
+        for info in link.get("addr_info") or []:
+            try:
+                address = ipaddress.ip_address(info.get("local", ""))
+            except ValueError:
+                continue
+            if any(address in network for network in networks) and str(address) not in found:
+                found.append(str(address))
+    return found
