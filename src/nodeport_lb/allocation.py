@@ -110,6 +110,11 @@ def allocate(
             errors.append(path.invalid(port, ALREADY_ALLOCATED))
         taken.add(port)
 
+    def reusable(port: Any) -> bool:
+        """A stored port worth keeping: the store may hold anything (a hand edit), and what is
+        kept is written back and printed into rules, configs and commands."""
+        return port in node_port_range and port not in taken  # an int inside the range
+
     def pick() -> int:
         free = [p for p in node_port_range if p not in taken]
         if not free:
@@ -123,7 +128,7 @@ def allocate(
         previous = {
             (p.get("name") or "", p.get("protocol")): p.get("nodePort")
             for p in current_spec.get("ports") or []
-            if p.get("nodePort")
+            if isinstance(p, dict) and p.get("nodePort")
         }
         for i, port in enumerate(ports):
             if port.get("nodePort"):
@@ -132,7 +137,7 @@ def allocate(
         for port in ports:
             if not port.get("nodePort"):
                 kept = previous.get((port.get("name") or "", port.get("protocol")))
-                if kept and kept not in taken:
+                if reusable(kept):
                     port["nodePort"] = kept
                     taken.add(kept)
                 elif port["port"] in by_number:
@@ -150,7 +155,7 @@ def allocate(
             claim(spec["healthCheckNodePort"], _HCNP)
         else:
             kept = current_spec.get("healthCheckNodePort")
-            if kept and kept not in taken:
+            if reusable(kept):
                 spec["healthCheckNodePort"] = kept
                 taken.add(kept)
             else:

@@ -43,7 +43,9 @@ class NodePortRange:
         return cls(low, high)
 
     def __contains__(self, port: object) -> bool:
-        return isinstance(port, int) and self.low <= port <= self.high
+        if isinstance(port, bool) or not isinstance(port, int):
+            return False
+        return self.low <= port <= self.high
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.low, self.high + 1))

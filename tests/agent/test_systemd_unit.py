@@ -72,3 +72,8 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     problems = [line for line in proc.stderr.splitlines() if "nodeport-lb-agent" in line]
     assert not problems, proc.stderr
+
+
+def test_the_unit_waits_for_the_store_mount() -> None:
+    assert "RequiresMountsFor=/etc/nodeport-lb/manifests" in render().splitlines()
+    assert "RequiresMountsFor" not in render(manifests="", kubeconfig="/etc/k")

@@ -144,3 +144,24 @@ def test_delete(tmp_path: Path) -> None:
     assert backend.delete("default", "web").changed
     assert not backend.delete("default", "web").changed
     assert backend.get("default", "web") is None
+
+
+def test_a_stored_node_port_that_is_not_an_integer_is_never_kept(tmp_path: Path) -> None:
+    """A hand-edited store may hold anything; what is kept is printed into rules, HAProxy
+    configs and verify's commands, so only an integer inside the range is worth keeping."""
+    apply(tmp_path, name="web")
+    stored = tmp_path / "service_default_web.yaml"
+    text = stored.read_text()
+    hostile = "'31000; touch /tmp/pwned'"
+    lines = []
+    for line in text.splitlines():
+        key = line.split(":", 1)[0].strip()
+        if key in ("nodePort", "healthCheckNodePort"):
+            line = line.split(":", 1)[0] + ": " + hostile
+        lines.append(line)
+    stored.write_text("\n".join(lines) + "\n")
+    after = apply(tmp_path, name="web").after
+    node_port = after["spec"]["ports"][0]["nodePort"]
+    hcnp = after["spec"]["healthCheckNodePort"]
+    assert isinstance(node_port, int) and node_port in RANGE
+    assert isinstance(hcnp, int) and hcnp in RANGE

@@ -19,8 +19,9 @@ from nodeport_lb.agent.endpoints import (
     local_ready_count,
     parse_endpoint_slice,
 )
-from nodeport_lb.model import Service
+from nodeport_lb.model import NodePortRange, Service, apply_defaults
 from nodeport_lb.store import ManifestStore
+from nodeport_lb.validation import validate_service
 
 
 @dataclass
@@ -35,6 +36,10 @@ class ControlPlane:
     ) -> ControlPlane:
         plane = cls(source)
         for manifest in services:
+            # validated as the agent does (any port range: verify does not know the cluster's),
+            # so nothing unchecked reaches a probe's command line
+            if validate_service(apply_defaults(manifest), NodePortRange(1, 65535)):
+                continue  # the agent ignores it too: expect what it does
             meta = manifest.get("metadata") or {}
             key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
             plane.manifests[key] = dict(manifest)

@@ -6,7 +6,9 @@ are used: Python 3 (Ansible needs it), bash, curl on clients, ip, nft.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +100,25 @@ class HttpAnswer:
         return value if isinstance(value, dict) else None
 
 
+def checked_address(value: object) -> str:
+    """An IP address, canonical; anything else (it came from an inventory or the control
+    plane) is refused before it is put into a command."""
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def checked_port(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"{value!r} is not a port number (1-65535)")
+    return value
+
+
 def http_get(target: Target, address: str, port: int, timeout: float = 3) -> HttpAnswer:
-    url = shlex.quote(f"http://{address}:{port}/")
-    rc, out, err = run(target, f"curl -sS -m {timeout} -w '\\n%{{http_code}}' {url}")
+    url = shlex.quote(f"http://{_url_host(address)}:{checked_port(port)}/")
+    seconds = shlex.quote(str(float(timeout)))
+    rc, out, err = run(target, f"curl -sS -m {seconds} -w '\\n%{{http_code}}' {url}")
     body, _, code = out.rpartition("\n")
     if rc != 0:
         return HttpAnswer(False, 0, "", err.strip() or f"curl exit {rc}")
@@ -111,14 +129,29 @@ def tcp_connects(target: Target, destinations: list[tuple[str, int]]) -> set[tup
     """Which of ``destinations`` accept a TCP connection within 1 s (probed in parallel)."""
     if not destinations:
         return set()
-    probes = " ".join(f"{a}/{p}" for a, p in destinations)
-    script = (
-        f"for t in {probes}; do "
-        '(timeout 1 bash -c "exec 3<>/dev/tcp/$t" 2>/dev/null && echo "$t") & done; wait'
+    # each destination is checked, then passed as an argument, never as script text
+    probes = " ".join(
+        shlex.quote(f"{checked_address(a)}/{checked_port(p)}") for a, p in destinations
     )
-    _, out, _ = run(target, f"bash -c {shlex.quote(script)}")
+    script = (
+        'for t in "$@"; do '
+        '(timeout 1 bash -c \'exec 3<>"/dev/tcp/$0"\' "$t" 2>/dev/null && echo "$t") & '
+        "done; wait"
+    )
+    _, out, _ = run(target, f"bash -c {shlex.quote(script)} probe {probes}")
     found = set()
     for line in out.split():
         address, _, port = line.partition("/")
         found.add((address, int(port)))
     return found
+
+
+def _url_host(address: str) -> str:
+    """An IP address as a URL's host (IPv6 in brackets), or a host name checked as one."""
+    try:
+        parsed = ipaddress.ip_address(str(address))
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", str(address)):
+            raise ValueError(f"{address!r} is not an address or a host name") from None
+        return str(address)
+    return f"[{parsed}]" if parsed.version == 6 else str(parsed)
