@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from nodeport_lb.validation.names import is_dns1035_label, is_dns1123_label
+
 
 class PlanError(ValueError):
     """A user-given value the load balancers cannot be built from (message says why)."""
@@ -50,6 +52,11 @@ TCP_CHECK_ON_LOCAL = (
 )
 
 _TIME = re.compile(r"^[0-9]+(us|ms|s|m|h|d)?$")
+_ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9._/@+-]*")
+_UNIX_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_LOG_TARGET = re.compile(r"[A-Za-z0-9._/@:\[\]-]+( [a-z0-9]+){0,3}")
+_SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
 _HAPROXY_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
@@ -76,7 +83,7 @@ _HASHED = ("source",)
 
 def _time(value: Any, where: str) -> str:
     text = str(value)
-    if isinstance(value, bool) or not _TIME.match(text):
+    if isinstance(value, bool) or not _TIME.fullmatch(text):
         raise PlanError(f"{where}: {value!r} is not an HAProxy time (e.g. 500ms, 1s, 2m)")
     return text
 
@@ -128,7 +135,7 @@ def _address(value: Any, where: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        if _HOSTNAME.match(text) and not text.replace(".", "").isdigit():
+        if _HOSTNAME.fullmatch(text) and not text.replace(".", "").isdigit():
             return text
     raise PlanError(f"{where}: {value!r} is neither an IP address nor a host name")
 
@@ -184,7 +191,7 @@ def _hosts(items: Any, where: str) -> list[Host]:
         if not isinstance(item, Mapping) or not item.get("name"):
             raise PlanError(f"{where}[{index}]: expected {{name, address}}, got {item!r}")
         name = str(item["name"])
-        if not _HAPROXY_NAME.match(name):
+        if not _HAPROXY_NAME.fullmatch(name):
             raise PlanError(f"{where}[{index}]: {name!r}: use letters, digits, - _ . : only")
         address = _address(item.get("address"), f"{where}[{index}] ({name}).address")
         priority = item.get("priority")
@@ -250,10 +257,17 @@ class HAProxySettings:
         _int(settings.agent_check_port, "nodeport_lb_agent_check_port", 1, 65535)
         _choice(settings.balance, w + "balance", BALANCE_ALGORITHMS)
         _bool(settings.redispatch, w + "redispatch")
-        for name in ("stats_socket", "log", "chroot", "user", "group"):
+        for name, pattern, form in (
+            ("stats_socket", _ABSOLUTE_PATH, "an absolute path"),
+            ("chroot", _ABSOLUTE_PATH, "an absolute path"),
+            ("log", _LOG_TARGET, "a log target and facility, e.g. /dev/log local0"),
+            ("user", _UNIX_NAME, "a user name"),
+            ("group", _UNIX_NAME, "a group name"),
+        ):
             value = getattr(settings, name)
-            if not isinstance(value, str) or not value.strip() or "\n" in value:
-                raise PlanError(f"{w}{name}: {value!r} must be a one-line, non-empty string")
+            # each is printed into haproxy.cfg: one word (or the log's few) and nothing more
+            if not isinstance(value, str) or not pattern.fullmatch(value):
+                raise PlanError(f"{w}{name}: {value!r} is not {form}")
         return cls(
             **{
                 **asdict(settings),
@@ -497,6 +511,21 @@ class HAProxyPlan:
         }
 
 
+def _service_identity(service: Mapping[str, Any], index: int) -> tuple[str, str]:
+    """Namespace and name as the API server allows them: they become haproxy.cfg section
+    names, comments and the agent-check request, so nothing else may pass (a newline in a
+    name would start a section of its own)."""
+    where = f"nodeport_lb_services[{index}]"
+    name, namespace = service.get("name"), service.get("namespace") or "default"
+    if not isinstance(name, str) or is_dns1035_label(name):
+        problems = is_dns1035_label(name) if isinstance(name, str) else ["must be a string"]
+        raise PlanError(f"{where}.name: {name!r}: {problems[0]}")
+    if not isinstance(namespace, str) or is_dns1123_label(namespace):
+        problems = is_dns1123_label(namespace) if isinstance(namespace, str) else ["a string"]
+        raise PlanError(f"{where}.namespace: {namespace!r}: {problems[0]}")
+    return namespace, name
+
+
 def _service_ports(service: Mapping[str, Any], where: str) -> list[tuple[str, int, int, str]]:
     """(key, port, nodePort, protocol) from the manifest-form ports the Services role returns."""
     ports = service.get("ports")
@@ -515,7 +544,12 @@ def _service_ports(service: Mapping[str, Any], where: str) -> list[tuple[str, in
                 "NodePorts: false?); the load balancers reach pods through nodePorts"
             )
         node_port = _int(node_port, f"{where}.ports[{index}].nodePort", 1, 65535)
-        result.append((key, number, node_port, str(port.get("protocol") or "TCP")))
+        if port.get("name") and is_dns1123_label(key):
+            raise PlanError(f"{where}.ports[{index}].name: {key!r}: " + is_dns1123_label(key)[0])
+        protocol = _choice(
+            port.get("protocol") or "TCP", f"{where}.ports[{index}].protocol", _PROTOCOLS
+        )
+        result.append((key, number, node_port, protocol))
     return result
 
 
@@ -540,10 +574,10 @@ def plan_haproxy(
     for index, service in enumerate(services):
         if not isinstance(service, Mapping) or not service.get("name"):
             raise PlanError(f"nodeport_lb_services[{index}]: expected a Service dict")
-        namespace = str(service.get("namespace") or "default")
-        key = f"{namespace}/{service['name']}"
+        namespace, name = _service_identity(service, index)
+        key = f"{namespace}/{name}"
         where = f"Service {key}"
-        svc_type = str(service.get("type") or "ClusterIP")
+        svc_type = _choice(service.get("type") or "ClusterIP", f"{where}: type", _SERVICE_TYPES)
         local = service.get("external_traffic_policy") == "Local"
         options = LoadBalancerOptions.parse(
             service.get("load_balancer"),
@@ -557,7 +591,8 @@ def plan_haproxy(
         warnings += options.warnings
         if svc_type not in ("LoadBalancer", "NodePort"):
             raise PlanError(f"{where}: type {svc_type} has no nodePorts to balance")
-        hcnp = int(service.get("health_check_node_port") or 0)
+        hcnp = service.get("health_check_node_port") or 0
+        hcnp = _int(hcnp, f"{where}: health_check_node_port", 1, 65535) if hcnp else 0
         if local and options.healthcheck == "tcp":
             raise PlanError(TCP_CHECK_ON_LOCAL.format(where=where, hcnp=hcnp or "hcnp"))
         if local and not hcnp:
@@ -624,7 +659,7 @@ def plan_haproxy(
                     "one of them another load_balancer.vip"
                 )
             bound[(vip, port)] = f"{key} port {port_key}"
-            name = f"{namespace}_{service['name']}_{port_key}"
+            name = f"{namespace}_{service['name']}_{port_key}"  # every part validated
             listeners.append(
                 Listener(
                     name=name,

@@ -39,7 +39,7 @@ def test_wheelhouse_is_small_and_reproducible(tmp_path: Path) -> None:
     first = run_playbook(path)
     assert first.returncode == 0, first.output
     names = sorted(p.name.split("-")[0].lower() for p in wheelhouse.glob("*.whl"))
-    assert names == ["jinja2", "markupsafe", "nodeport_lb", "prometheus_client", "pyyaml"]
+    assert names == ["h11", "jinja2", "markupsafe", "nodeport_lb", "prometheus_client", "pyyaml"]
     (wheel,) = wheelhouse.glob("nodeport_lb-*-py3-none-any.whl")
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     second = run_playbook(path)

@@ -1,0 +1,65 @@
+"""What the haproxy and keepalived roles are given (nodeport_lb_haproxy_services, the
+nodeport_lb_haproxy_* and nodeport_lb_keepalived_* variables) is validated with the planner's
+rules before anything is rendered: nothing can add a line or a section to haproxy.cfg."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nodeport_lb.loadbalancer import PlanError, plan_haproxy
+from nodeport_lb.templating import render_template
+from tests.lb.conftest import NODES, VIPS, service
+
+INJECTED = "\nlisten injected\n    bind :9999\n    server evil 127.0.0.1:22\n"
+
+
+def render(plan) -> str:  # type: ignore[no-untyped-def]
+    return render_template("haproxy.cfg.j2", plan=plan.to_dict())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"name": "python-lb" + INJECTED},
+        {"namespace": "default" + INJECTED},
+        {"type": "LoadBalancer" + INJECTED},
+        {"health_check_node_port": "31897" + INJECTED},
+        {"ports": [{"name": "http" + INJECTED, "port": 80, "nodePort": 31001}]},
+        {"ports": [{"name": "http", "port": 80, "nodePort": 31001, "protocol": "TCP" + INJECTED}]},
+    ],
+    ids=["name", "namespace", "type", "hcnp", "port-name", "protocol"],
+)
+def test_a_service_input_cannot_inject_a_section(changes: dict) -> None:
+    with pytest.raises(PlanError):
+        render(plan_haproxy([service(**changes)], NODES, VIPS))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("stats_socket", "/run/haproxy/admin.sock mode 666 level admin"),
+        ("stats_socket", "/run/haproxy/admin.sock" + INJECTED),
+        ("log", "/dev/log local0" + INJECTED),
+        ("chroot", "/var/lib/haproxy" + INJECTED),
+        ("inter", "1s\n"),
+        ("timeout_client", "1m" + INJECTED),
+    ],
+)
+def test_a_haproxy_setting_cannot_inject_a_line(setting: str, value: str) -> None:
+    with pytest.raises(PlanError, match=f"nodeport_lb_haproxy_{setting}"):
+        plan_haproxy([service()], NODES, VIPS, {setting: value})
+
+
+def test_valid_inputs_still_render_a_config_haproxy_accepts(tmp_path: Path) -> None:
+    if not shutil.which("haproxy"):
+        pytest.skip("needs haproxy")
+    config = tmp_path / "haproxy.cfg"
+    text = render(plan_haproxy([service()], NODES, VIPS, {"chroot": str(tmp_path)}))
+    config.write_text(text.replace("/run/haproxy/admin.sock", str(tmp_path / "admin.sock")))
+    proc = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "\nlisten " not in text
