@@ -698,15 +698,19 @@ class KeepalivedSettings:
     vrrp_version: int = 3
     advert_int: float = 0.5
     virtual_router_id_base: int = 51
-    unicast: bool = False
+    # Unicast adverts to the listed load balancers only, and adverts accepted only from them
+    # (check_unicast_src): with multicast and no authentication (VRRPv3 has none), any host
+    # on the segment could take the VIPs.
+    unicast: bool = True
     nopreempt: bool = False
-    auth_pass: str = ""
+    auth_pass: str = ""  # VRRPv2 only; the role generates one when it is empty
     interface: str = ""  # empty: the interface whose network holds the VIP
     check_interval: float = 1
     check_fall: int = 2
     check_rise: int = 2
     check_script: str = "/etc/keepalived/nodeport-lb-check-haproxy.sh"
     notify_script: str = "/etc/keepalived/nodeport-lb-notify.sh"
+    haproxy_pidfile: str = "/run/haproxy.pid"
 
     @classmethod
     def parse(cls, given: Mapping[str, Any] | None) -> KeepalivedSettings:
@@ -732,8 +736,16 @@ class KeepalivedSettings:
                 "vrrp_version 2 (whole-second adverts, slower failover) or leave it empty and "
                 "rely on unicast peers and the network"
             )
-        if s.auth_pass and not re.fullmatch(r"[!-~]{1,8}", str(s.auth_pass)):
-            raise PlanError(f"{w}auth_pass: 1-8 printable characters without spaces")
+        # no quote, '!' or '#' (keepalived's comment signs would cut it short silently)
+        if s.auth_pass and not re.fullmatch(r"[A-Za-z0-9._+=@%-]{1,8}", str(s.auth_pass)):
+            raise PlanError(
+                f"{w}auth_pass: 1-8 printable characters (letters, digits, . _ + = @ % -)"
+            )
+        for name in ("check_script", "notify_script", "haproxy_pidfile"):
+            value = getattr(s, name)
+            # printed into keepalived.conf and root's scripts: a plain absolute path only
+            if not isinstance(value, str) or not _ABSOLUTE_PATH.fullmatch(value):
+                raise PlanError(f"{w}{name}: {value!r} is not a plain absolute path")
         _int(s.virtual_router_id_base, w + "virtual_router_id_base", 1, 255)
         _bool(s.unicast, w + "unicast")
         _bool(s.nopreempt, w + "nopreempt")

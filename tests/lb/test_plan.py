@@ -301,7 +301,8 @@ def test_keepalived_instance_per_vip_with_priority_by_position() -> None:
     assert {i.priority for i in first.instances} == {150}
     assert {i.priority for i in second.instances} == {140}
     assert {i.interface for i in first.instances} == {"eth0"}  # found from the facts
-    assert all(not i.unicast_peers for i in first.instances)  # multicast by default
+    # unicast to the other load balancer by default, accepting adverts only from it
+    assert all(i.unicast_peers == ("10.213.0.102",) for i in first.instances)
     assert first.settings.vrrp_version == 3 and first.settings.advert_int == 0.5
 
 

@@ -109,8 +109,9 @@ def test_rendered_keepalived_conf_is_valid(
     assert result.returncode == 0, result.stdout + result.stderr + text
     assert "priority 140" in text
     assert text.count("track_script {") == 2
-    if settings.get("unicast"):
+    if settings.get("unicast", True):
         assert "unicast_peer {\n        10.213.0.101\n    }" in text
+        assert "    check_unicast_src\n" in text
     if settings.get("nopreempt"):
         assert "nopreempt" in text
     path.write_text(text.replace("advert_int", "advert_interval"))

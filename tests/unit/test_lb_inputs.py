@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nodeport_lb.loadbalancer import PlanError, plan_haproxy
+from nodeport_lb.loadbalancer import PlanError, plan_haproxy, plan_keepalived
 from nodeport_lb.templating import render_template
-from tests.lb.conftest import NODES, VIPS, service
+from tests.lb.conftest import LBS, NODES, VIPS, lb_facts, service
 
 INJECTED = "\nlisten injected\n    bind :9999\n    server evil 127.0.0.1:22\n"
 
@@ -63,3 +63,29 @@ def test_valid_inputs_still_render_a_config_haproxy_accepts(tmp_path: Path) -> N
     proc = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "\nlisten " not in text
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("haproxy_pidfile", "/run/haproxy.pid; rm -rf /"),
+        ("haproxy_pidfile", "$(reboot)"),
+        ("check_script", '/etc/keepalived/check.sh"\n}\nvrrp_script evil {'),
+        ("notify_script", "/etc/keepalived/notify.sh 2>&1"),
+        ("auth_pass", "ab!cdefg"),  # '!' starts a keepalived comment: a silently short secret
+        ("auth_pass", 'ab"c'),
+    ],
+)
+def test_a_keepalived_setting_cannot_reach_a_script_or_the_config(setting: str, value: str) -> None:
+    settings = {setting: value}
+    if setting == "auth_pass":
+        settings |= {"vrrp_version": 2, "advert_int": 1}
+    with pytest.raises(PlanError, match=f"nodeport_lb_keepalived_{setting}"):
+        plan_keepalived(VIPS, "lb1", LBS, lb_facts("10.213.0.101"), settings)
+
+
+def test_vrrp_adverts_are_unicast_and_source_checked_by_default() -> None:
+    plan = plan_keepalived(VIPS, "lb1", LBS, lb_facts("10.213.0.101"))
+    text = render_template("keepalived.conf.j2", plan=plan.to_dict())
+    assert "unicast_peer {\n        10.213.0.102\n    }" in text
+    assert "    check_unicast_src\n" in text

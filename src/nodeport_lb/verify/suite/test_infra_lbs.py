@@ -4,6 +4,8 @@ each VIP is on exactly one load balancer."""
 
 from __future__ import annotations
 
+import shlex
+
 from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.expected import local_listeners
@@ -39,14 +41,14 @@ def _running_with_valid_config(lb: Target, unit: str, validate: str) -> list[str
 
 def test_haproxy_runs_a_valid_config(lb: Target, inventory: Inventory) -> None:
     config = _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
-    fail_on(_running_with_valid_config(lb, "haproxy", f"haproxy -c -f {config}"))
+    fail_on(_running_with_valid_config(lb, "haproxy", f"haproxy -c -f {shlex.quote(config)}"))
 
 
 def test_keepalived_runs_a_valid_config(lb: Target, inventory: Inventory) -> None:
     config = _path(
         inventory, lb, "nodeport_lb_keepalived_config_path", "/etc/keepalived/keepalived.conf"
     )
-    fail_on(_running_with_valid_config(lb, "keepalived", f"keepalived -t -f {config}"))
+    fail_on(_running_with_valid_config(lb, "keepalived", f"keepalived -t -f {shlex.quote(config)}"))
 
 
 def test_local_backends_check_http_on_the_live_hcnp(
