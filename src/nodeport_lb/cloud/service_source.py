@@ -7,6 +7,7 @@ aside with its field errors, never rendered.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,20 +106,23 @@ def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> RawService | 
 
     try:
         api_client = config.new_client_from_config(config_file=str(kubeconfig))
-        service = client.CoreV1Api(api_client).read_namespaced_service(name, namespace)
+        # The raw JSON, not the client's typed model: the object is validated here, by the
+        # project's rules, and a malformed one is reported rather than crashing the reader.
+        response = client.CoreV1Api(api_client).read_namespaced_service(
+            name, namespace, _preload_content=False
+        )
+        manifest = json.loads(response.data)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise CloudError(f"reading Service {namespace}/{name}: {exc.status} {exc.reason}") from exc
     except HTTPError as exc:
         raise CloudError(f"reading Service {namespace}/{name}: {exc}") from exc
+    except ValueError as exc:
+        raise CloudError(f"reading Service {namespace}/{name}: not JSON ({exc})") from exc
     except (ConfigException, OSError, yaml.YAMLError) as exc:
         message = " ".join(str(exc).split())
         raise CloudError(f"--kubeconfig {kubeconfig}: {message}", exit_code=2) from exc
-    # camelCase dict, the same shape as a manifest; the typed client drops apiVersion/kind
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        **api_client.sanitize_for_serialization(service),
-    }
+    # the API server sends apiVersion and kind; a stand-in or proxy might not
+    manifest = {"apiVersion": "v1", "kind": "Service", **manifest}
     return RawService(manifest, f"the cluster of {kubeconfig}")
