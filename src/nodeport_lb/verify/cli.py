@@ -14,7 +14,31 @@ from typing import Any
 from nodeport_lb.verify.report import read_junit
 
 SUITE = Path(__file__).resolve().parent / "suite"
-DEFAULT_INVENTORY = "inventories/lab"
+INVENTORY_HELP = (
+    "Ansible inventory (default: the one Ansible is configured with here, as for "
+    "ansible-playbook; in a checkout, ansible.cfg's inventories/lab)"
+)
+
+
+class NoInventory(RuntimeError):
+    pass
+
+
+def configured_inventory() -> str:
+    """The inventory ansible-playbook would use here without -i (ansible.cfg's `inventory`,
+    ANSIBLE_INVENTORY, else /etc/ansible/hosts); an error when none of it exists, so a run
+    outside a checkout says so at once instead of testing an empty inventory."""
+    from ansible.config.manager import ConfigManager
+
+    sources = [str(s) for s in ConfigManager().get_config_value("DEFAULT_HOST_LIST") or []]
+    existing = [s for s in sources if Path(s).exists()]
+    if not existing:
+        tried = ", ".join(sources) or "none configured"
+        raise NoInventory(
+            f"no inventory found: none given with -i, and Ansible's configured inventory "
+            f"({tried}) does not exist here; pass -i INVENTORY"
+        )
+    return ",".join(existing)
 
 
 def register(subparsers: Any) -> None:
@@ -28,12 +52,7 @@ def register(subparsers: Any) -> None:
             "Prints one line per problem (host: object — expected, found); exit 1 on any."
         ),
     )
-    verify.add_argument(
-        "-i",
-        "--inventory",
-        default=DEFAULT_INVENTORY,
-        help=f"Ansible inventory (default {DEFAULT_INVENTORY}, the lab)",
-    )
+    verify.add_argument("-i", "--inventory", help=INVENTORY_HELP)
     verify.add_argument("--junit-xml", type=Path, help="also write the results as JUnit XML")
     verify.add_argument(
         "-n", "--workers", default="4", help="parallel workers (pytest-xdist; 0: none)"
@@ -46,12 +65,27 @@ def register(subparsers: Any) -> None:
         "summary",
         help="what the chain looks like now: VIP holder, HAProxy UP/DOWN, one request",
     )
-    summary.add_argument("-i", "--inventory", default=DEFAULT_INVENTORY)
+    summary.add_argument("-i", "--inventory", help=INVENTORY_HELP)
     summary.set_defaults(func=_summary)
+
+
+def _inventory(args: argparse.Namespace) -> str | None:
+    if args.inventory:
+        return args.inventory
+    try:
+        return configured_inventory()
+    except NoInventory as error:
+        print(f"nodeport-lb {args.command}: {error}", file=sys.stderr)
+        return None
 
 
 def _verify(args: argparse.Namespace) -> int:
     began = time.monotonic()
+    args.command = "verify"
+    inventory = _inventory(args)
+    if inventory is None:
+        return 2
+    args.inventory = inventory
     with tempfile.TemporaryDirectory(prefix="nodeport-lb-verify-") as scratch:
         junit = args.junit_xml or Path(scratch) / "junit.xml"
         command = [
@@ -101,6 +135,11 @@ def _verify(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace) -> int:
     from nodeport_lb.verify.summary import summary_lines
 
+    args.command = "summary"
+    inventory = _inventory(args)
+    if inventory is None:
+        return 2
+    args.inventory = inventory
     for line in summary_lines(args.inventory):
         print(line)
     return 0
