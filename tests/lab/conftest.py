@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -121,8 +122,13 @@ def _skip_unless_possible() -> None:
             pytest.skip(f"the lab needs {tool}")
 
 
+# set while the session's own lab is up: a module that needs another kind of lab may take it
+# down (it runs after every test of the session's lab, see pytest_collection_modifyitems)
+SESSION_LAB_UP = pytest.StashKey[bool]()
+
+
 @pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     _skip_unless_possible()
     status = json.loads(nodeport_lb("lab", "status", "--json", check=False).stdout)
     if status["hosts"]:
@@ -136,6 +142,7 @@ def lab() -> Iterator[Lab]:
         up_seconds = time.monotonic() - began
         status = json.loads(nodeport_lb("lab", "status", "--json").stdout)
         the_lab = Lab(before, up_seconds, status, lab_netns_inodes())
+        request.config.stash[SESSION_LAB_UP] = True
         yield the_lab
     finally:
         inodes = lab_netns_inodes() | (the_lab.netns_inodes if the_lab else frozenset())
@@ -144,16 +151,48 @@ def lab() -> Iterator[Lab]:
         assert not any(leftovers.values()), f"lab down left {leftovers}"
 
 
-# `lab down` tests end the session's lab: everything else that uses it runs first.
+# `lab down` tests end the session's lab: everything else that uses it runs first. Modules
+# that build a lab of their own (`lab up --kube-proxy`) replace the session's lab, so they
+# run after its other tests and before those.
 TEARDOWN_TESTS = ("test_down_leaves_nothing", "test_down_cleans_up_after_a_killed_up")
+OWN_LAB_MODULES = ("test_kube_proxy_lab.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    last = [item for item in items if item.name in TEARDOWN_TESTS]
-    items[:] = [item for item in items if item.name not in TEARDOWN_TESTS] + last
+    def rank(item: pytest.Item) -> int:
+        if item.name in TEARDOWN_TESTS:
+            return 2
+        return 1 if item.path.name in OWN_LAB_MODULES else 0
+
+    items.sort(key=rank)  # stable: the order within each group stays
 
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+
+
+@contextlib.contextmanager
+def own_lab(request: pytest.FixtureRequest, *up_args: str) -> Iterator[Lab]:
+    """A lab of this module's own kind for the module, taken down (and checked) after it."""
+    _skip_unless_possible()
+    status = json.loads(nodeport_lb("lab", "status", "--json", check=False).stdout)
+    if status["hosts"] and not request.config.stash.get(SESSION_LAB_UP, False):
+        pytest.skip("a lab is already up: the tests would take it down (`nodeport-lb lab down`)")
+    nodeport_lb("lab", "down")  # the session's lab, or leftovers of a crashed run
+    request.config.stash[SESSION_LAB_UP] = False
+    before = MachineSnapshot.take()
+    the_lab: Lab | None = None
+    try:
+        began = time.monotonic()
+        nodeport_lb("lab", "up", *up_args, timeout=UP_TIMEOUT)
+        up_seconds = time.monotonic() - began
+        status = json.loads(nodeport_lb("lab", "status", "--json").stdout)
+        the_lab = Lab(before, up_seconds, status, lab_netns_inodes())
+        yield the_lab
+    finally:
+        inodes = lab_netns_inodes() | (the_lab.netns_inodes if the_lab else frozenset())
+        nodeport_lb("lab", "down", check=False)
+        leftovers = lab_leftovers(before, inodes)
+        assert not any(leftovers.values()), f"lab down left {leftovers}"
 
 
 @dataclass

@@ -85,6 +85,71 @@ def source_address(client: Target, destination: str) -> str:
     return words[words.index("src") + 1] if rc == 0 and "src" in words else client.address
 
 
+AGENT_UNIT = "nodeport-lb-agent.service"
+# one round trip: the agent's command line, the nftables tables, kube-proxy's iptables chain,
+# its IPVS interface (tools a node may lack answer nothing)
+_DATAPLANE_PROBE = (
+    f"systemctl show -p ExecStart --value {AGENT_UNIT} 2>/dev/null; echo @@; "
+    "nft list tables 2>/dev/null; echo @@; "
+    "iptables-save -t nat 2>/dev/null | grep -c '^:KUBE-NODEPORTS '; echo @@; "
+    "test -e /sys/class/net/kube-ipvs0 && echo ipvs"
+)
+
+
+@dataclass(frozen=True)
+class NodeDataplane:
+    """Who serves a node's nodePorts: the agent (standalone) or kube-proxy beside it."""
+
+    agent_mode: str  # standalone | companion | "" (no agent unit)
+    agent_table: bool  # the agent's own table inet nodeport-lb is there
+    kube_proxy: str  # how kube-proxy shows itself ("" when it does not): "nftables", ...
+
+    def describe(self) -> str:
+        if self.agent_mode == "standalone":
+            extra = f", next to kube-proxy ({self.kube_proxy})!" if self.kube_proxy else ""
+            return f"the nodeport-lb agent (standalone mode, table inet nodeport-lb){extra}"
+        proxy = f"kube-proxy ({self.kube_proxy})" if self.kube_proxy else "no kube-proxy found"
+        if self.agent_mode == "companion":
+            return f"{proxy}, with the nodeport-lb agent as its companion (agent-check weights)"
+        return f"{proxy}, no nodeport-lb agent"
+
+
+def node_dataplane(node: Target) -> NodeDataplane:
+    _, out, _ = run(node, f"sh -c {shlex.quote(_DATAPLANE_PROBE)}")
+    exec_start, tables, iptables, ipvs = ([*out.split("@@"), "", "", ""])[:4]
+    words = exec_start.replace(";", " ").split()
+    mode = ""
+    if "agent" in words:  # an agent without --mode predates the modes: standalone
+        mode = words[words.index("--mode") + 1] if "--mode" in words[:-1] else "standalone"
+    table_lines = {line.strip() for line in tables.splitlines()}
+    shows = []
+    if {"table ip kube-proxy", "table ip6 kube-proxy"} & table_lines:
+        shows.append("nftables")
+    if iptables.strip() not in ("", "0"):
+        shows.append("iptables")
+    if ipvs.strip() == "ipvs":
+        shows.append("IPVS")
+    return NodeDataplane(mode, "table inet nodeport-lb" in table_lines, ", ".join(shows))
+
+
+def agent_check(node: Target, port: int, service_key: str, timeout: float = 3) -> str:
+    """The agent's HAProxy agent-check answer for a Service, asked on the node's address (as
+    the load balancers ask) from the node itself."""
+    script = (
+        "import socket,sys\n"
+        "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=float(sys.argv[4]))\n"
+        "s.sendall(sys.argv[3].encode()+b'\\n')\n"
+        "sys.stdout.write(s.recv(200).decode())\n"
+    )
+    arguments = " ".join(shlex.quote(str(a)) for a in (node.address, port, service_key, timeout))
+    command = f"python3 -c {shlex.quote(script)} {arguments}"
+    rc, out, err = run(node, command)
+    if rc != 0:
+        lines = err.strip().splitlines()
+        raise ConnectionError(lines[-1] if lines else f"exit {rc}")
+    return out.strip()
+
+
 @dataclass(frozen=True)
 class HttpAnswer:
     ok: bool  # an HTTP answer came back

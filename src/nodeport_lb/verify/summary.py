@@ -12,6 +12,7 @@ from nodeport_lb.verify.probes import (
     haproxy_runtime,
     http_get,
     local_addresses,
+    node_dataplane,
     source_address,
     target,
 )
@@ -26,6 +27,10 @@ def summary_lines(inventory_source: str) -> list[str]:
     client = target(inventory, clients[0])
     holders = {lb.name: local_addresses(lb) for lb in lbs}
     lines = []
+    for name in inventory.hosts("nodes"):
+        lines.append(
+            f"{name}: nodePorts served by {node_dataplane(target(inventory, name)).describe()}"
+        )
     for vip in plan.vips:
         on = [name for name, addresses in holders.items() if vip in addresses] or ["no host"]
         lines.append(f"VIP {vip} is on {', '.join(on)}")

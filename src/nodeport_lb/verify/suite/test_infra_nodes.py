@@ -1,13 +1,38 @@
-"""Nodes: the agent runs, its rules are there, and every hcnp says what the EndpointSlices say."""
+"""Nodes: the agent runs in the mode the node needs, the node's dataplane is the one that mode
+says (the agent's table when standalone, kube-proxy's when companion), every hcnp says what the
+EndpointSlices say whoever serves it, and the agent's agent-check weighs the node by its pods."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
+from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.inventory import Inventory
-from nodeport_lb.verify.probes import Target, http_get, run
+from nodeport_lb.verify.probes import (
+    AGENT_UNIT,
+    NodeDataplane,
+    Target,
+    agent_check,
+    http_get,
+    node_dataplane,
+)
 from nodeport_lb.verify.report import fail_on
 
-AGENT_UNIT = "nodeport-lb-agent.service"
+_AGENT_PORT = re.compile(r"\bagent-port (\d+)\b")
+
+
+@pytest.fixture(scope="session")
+def dataplanes() -> dict[str, NodeDataplane]:
+    return {}  # filled as nodes are asked: once per node and run
+
+
+def dataplane(node: Target, dataplanes: dict[str, NodeDataplane]) -> NodeDataplane:
+    if node.name not in dataplanes:
+        dataplanes[node.name] = node_dataplane(node)
+    return dataplanes[node.name]
 
 
 def test_agent_is_running_and_enabled(node: Target) -> None:
@@ -18,18 +43,50 @@ def test_agent_is_running_and_enabled(node: Target) -> None:
         fail_on([f"{node.name}: {AGENT_UNIT} — expected running and enabled, found {found}"])
 
 
-def test_nftables_table_is_present(node: Target) -> None:
-    rc, _, err = run(node, "nft list table inet nodeport-lb >/dev/null")
-    if rc != 0:
-        found = err.strip().splitlines()[0] if err.strip() else f"exit {rc}"
-        fail_on([f"{node.name}: nftables table inet nodeport-lb — expected present, found {found}"])
+def test_one_dataplane_serves_the_node_ports(
+    node: Target, dataplanes: dict[str, NodeDataplane]
+) -> None:
+    """Standalone: the agent's table and no kube-proxy. Companion: kube-proxy, and no table of
+    the agent's (two dataplanes would fight over the same nodePorts)."""
+    found = dataplane(node, dataplanes)
+    problems = []
+    if found.agent_mode == "standalone":
+        if not found.agent_table:
+            problems.append(
+                f"{node.name}: nftables table inet nodeport-lb — expected present (agent in "
+                "standalone mode), found absent"
+            )
+        if found.kube_proxy:
+            problems.append(
+                f"{node.name}: dataplane — expected the agent alone (standalone mode), found "
+                f"kube-proxy ({found.kube_proxy}) too: run the agent in companion mode"
+            )
+    elif found.agent_mode == "companion":
+        if found.agent_table:
+            problems.append(
+                f"{node.name}: nftables table inet nodeport-lb — expected absent (agent in "
+                "companion mode, kube-proxy serves the nodePorts), found present"
+            )
+        if not found.kube_proxy:
+            problems.append(
+                f"{node.name}: dataplane — expected kube-proxy beside the companion agent, found "
+                "none (no table ip kube-proxy, KUBE-NODEPORTS or kube-ipvs0): nothing serves "
+                "the nodePorts"
+            )
+    else:
+        problems.append(f"{node.name}: {AGENT_UNIT} — expected installed, found no agent unit")
+    fail_on(problems)
 
 
 def test_hcnp_answers_as_the_endpoint_slices_say(
-    node: Target, inventory: Inventory, control_plane: ControlPlane
+    node: Target,
+    inventory: Inventory,
+    control_plane: ControlPlane,
+    dataplanes: dict[str, NodeDataplane],
 ) -> None:
     problems = []
     name = inventory.node_name(node.name)
+    server = "kube-proxy" if dataplane(node, dataplanes).agent_mode == "companion" else "the agent"
     for key in sorted(control_plane.manifests):
         service = control_plane.service(key)
         if service is None or not service.needs_health_check or not service.health_check_node_port:
@@ -46,7 +103,43 @@ def test_hcnp_answers_as_the_endpoint_slices_say(
         else:
             found = f"{answer.status} with localEndpoints {body.get('localEndpoints')}"
         problems.append(
-            f"{node.name}: hcnp {hcnp} of Service {key} — expected {expected} "
-            f"(EndpointSlices in the {control_plane.source}), found {found}"
+            f"{node.name}: hcnp {hcnp} of Service {key} — expected {expected} (EndpointSlices "
+            f"in the {control_plane.source}), found {found} from {server}"
+        )
+    fail_on(problems)
+
+
+def test_agent_check_weighs_the_node_by_its_ready_pods(
+    node: Target, inventory: Inventory, control_plane: ControlPlane, plan: HAProxyPlan
+) -> None:
+    """What HAProxy's agent-check hears: "up N00%" for N ready local endpoints, else down."""
+    checked: dict[str, int] = {}
+    for listener in plan.listeners:
+        for server in listener.servers:
+            port = _AGENT_PORT.search(server.options)
+            if port and "agent-check" in server.options.split():
+                checked[listener.service] = int(port.group(1))
+    if not checked:
+        pytest.skip("no backend uses the agent-check")
+    problems = []
+    name = inventory.node_name(node.name)
+    for key, port in sorted(checked.items()):
+        service = control_plane.service(key)
+        if service is None:
+            continue
+        ready = control_plane.local_ready(service, name)
+        try:
+            answer = agent_check(node, port, key)
+        except ConnectionError as error:
+            answer = f"no answer ({error})"
+        words = answer.split()
+        if words[:1] == ["drain"]:
+            continue  # the node is being drained: right whatever its pods
+        if words[:2] == ["up", f"{ready * 100}%"] if ready else words[:1] == ["down"]:
+            continue
+        expected = f"up {ready * 100}%" if ready else "down (no ready local endpoint)"
+        problems.append(
+            f"{node.name}: agent-check {port} of Service {key} — expected {expected} "
+            f"(EndpointSlices in the {control_plane.source}), found {answer!r}"
         )
     fail_on(problems)
