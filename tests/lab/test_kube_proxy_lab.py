@@ -233,6 +233,10 @@ def test_haproxy_weighs_the_nodes_by_their_pods_and_traffic_spreads_by_pods(
     cluster.measured["spread_by_node"] = dict(by_node)
     cluster.measured["spread_by_pod"] = dict(by_pod)
     cluster.measured["weights"] = weights("lb1")
+    # for the record (pytest -s): the lab and HAProxy's view of the backend
+    print("\n" + nodeport_lb("lab", "status").stdout)
+    for name, row in stats("lb1").items():
+        print(f"lb1 {BACKEND} {name}: {row['status']} weight {row['weight']} {row['check_status']}")
     assert sum(by_node.values()) == len(client_sources), answers  # every request answered
     assert set(by_node) <= {"node1", "node2"}, by_node  # none to the node without pods
     # weights 6:2 send node1 about three times node2's share (even per node would be 1:1)

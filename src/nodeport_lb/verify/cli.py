@@ -107,10 +107,7 @@ def _verify(args: argparse.Namespace) -> int:
             command += ["-n", args.workers]
         if args.keyword:
             command += ["-k", args.keyword]
-        # testinfra runs `ansible-inventory` from PATH: find ours (beside this Python) even
-        # when the virtualenv is not activated, e.g. under site.yml or `.venv/bin/python`.
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-        env = {**os.environ, "PATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {**os.environ, "PATH": _path_with_our_tools(), "PYTHONDONTWRITEBYTECODE": "1"}
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if args.verbose:
             print(result.stdout + result.stderr)
@@ -132,9 +129,16 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if verdict == "OK" else 1
 
 
+def _path_with_our_tools() -> str:
+    """testinfra runs `ansible-inventory` from PATH: find ours (beside this Python) even when
+    the virtualenv is not activated, e.g. under site.yml or `.venv/bin/python`."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def _summary(args: argparse.Namespace) -> int:
     from nodeport_lb.verify.summary import summary_lines
 
+    os.environ["PATH"] = _path_with_our_tools()  # the summary asks through testinfra too
     args.command = "summary"
     inventory = _inventory(args)
     if inventory is None:
