@@ -141,7 +141,8 @@ def agent_check(node: Target, port: int, service_key: str, timeout: float = 3) -
         "s.sendall(sys.argv[3].encode()+b'\\n')\n"
         "sys.stdout.write(s.recv(200).decode())\n"
     )
-    arguments = " ".join(shlex.quote(str(a)) for a in (node.address, port, service_key, timeout))
+    values = (checked_address(node.address), checked_port(port), service_key, float(timeout))
+    arguments = " ".join(shlex.quote(str(a)) for a in values)
     command = f"python3 -c {shlex.quote(script)} {arguments}"
     rc, out, err = run(node, command)
     if rc != 0:
