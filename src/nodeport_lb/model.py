@@ -82,10 +82,15 @@ def is_service_manifest(obj: Any) -> bool:
 def apply_defaults(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Fill in the fields the API server defaults (pkg/apis/core/v1/defaults.go).
 
-    Returns a new dict; fields of the wrong type are left alone for validation to report.
+    As there, an explicit ``""`` (or null) counts as unset: ``type: ""`` becomes ClusterIP,
+    ``sessionAffinity: ""`` None, a port's ``protocol: ""`` TCP; ``sessionAffinityConfig`` is
+    dropped when the affinity is None. Returns a new dict; fields of the wrong type are left
+    alone for validation to report.
     """
     obj = copy.deepcopy(dict(manifest))
     meta = obj.setdefault("metadata", {})
+    if meta is None:
+        meta = obj["metadata"] = {}
     if isinstance(meta, dict) and not meta.get("namespace"):
         meta["namespace"] = "default"
     spec = obj.setdefault("spec", {})
@@ -93,27 +98,39 @@ def apply_defaults(manifest: Mapping[str, Any]) -> dict[str, Any]:
         spec = obj["spec"] = {}
     if not isinstance(spec, dict):
         return obj
-    spec.setdefault("type", "ClusterIP")
-    spec.setdefault("sessionAffinity", "None")
-    if spec.get("sessionAffinity") == "ClientIP":
-        config = spec.setdefault("sessionAffinityConfig", {})
-        if isinstance(config, dict):
-            client_ip = config.setdefault("clientIP", {})
-            if isinstance(client_ip, dict):
-                client_ip.setdefault("timeoutSeconds", DEFAULT_CLIENT_IP_AFFINITY_SECONDS)
-    if is_externally_accessible(spec) and not spec.get("externalTrafficPolicy"):
-        spec["externalTrafficPolicy"] = "Cluster"
-    if spec.get("type") != "ExternalName":
-        spec.setdefault("internalTrafficPolicy", "Cluster")
-    if spec.get("type") == "LoadBalancer":
-        spec.setdefault("allocateLoadBalancerNodePorts", True)
+    if spec.get("sessionAffinity") in (None, ""):
+        spec["sessionAffinity"] = "None"
+    if spec["sessionAffinity"] == "None":
+        spec.pop("sessionAffinityConfig", None)
+    elif spec["sessionAffinity"] == "ClientIP":
+        config = spec.get("sessionAffinityConfig")
+        client_ip = config.get("clientIP") if isinstance(config, dict) else None
+        timeout = client_ip.get("timeoutSeconds") if isinstance(client_ip, dict) else None
+        if timeout is None:
+            # the API server replaces the whole config, whatever else it held
+            spec["sessionAffinityConfig"] = {
+                "clientIP": {"timeoutSeconds": DEFAULT_CLIENT_IP_AFFINITY_SECONDS}
+            }
+    if spec.get("type") in (None, ""):
+        spec["type"] = "ClusterIP"
     ports = spec.get("ports")
     for port in ports if isinstance(ports, list) else []:
         if not isinstance(port, dict):
             continue
-        port.setdefault("protocol", "TCP")
+        if port.get("protocol") in (None, ""):
+            port["protocol"] = "TCP"
         if port.get("targetPort") in (None, 0, ""):
             port["targetPort"] = port.get("port")
+    if is_externally_accessible(spec) and not spec.get("externalTrafficPolicy"):
+        spec["externalTrafficPolicy"] = "Cluster"
+    if spec.get("internalTrafficPolicy") is None and spec["type"] in (
+        "ClusterIP",
+        "NodePort",
+        "LoadBalancer",
+    ):
+        spec["internalTrafficPolicy"] = "Cluster"
+    if spec["type"] == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
+        spec["allocateLoadBalancerNodePorts"] = True
     return obj
 
 
@@ -170,7 +187,7 @@ class Service:
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> Service:
         """Typed view of a manifest that passed ``validate_service`` (defaults applied here)."""
-        from nodeport_lb.validation.names import canonical_cidr  # the package imports this one
+        from nodeport_lb.validation.ip import canonical_cidr  # the package imports this one
 
         obj = apply_defaults(manifest)
         meta, spec = obj["metadata"], obj["spec"]

@@ -104,14 +104,26 @@ def test_multi_document_file_with_one_bad_service(run_cli, tmp_path: Path) -> No
 
 
 def test_one_line_per_error(run_cli, tmp_path: Path) -> None:
-    text = SEED_LB.format(node_port=29999).replace("name: python-lb", "name: Python_LB")
-    text = text.replace(
-        "externalTrafficPolicy: Local", "externalTrafficPolicy: Local\n  healthCheckNodePort: 1"
-    )
+    text = SEED_LB.format(node_port=31001).replace("name: python-lb", "name: Python_LB")
+    text = text.replace("externalTrafficPolicy: Local", "externalTrafficPolicy: Sometimes")
+    text = text.replace("name: http", "name: HTTP")
     result = run_cli("service", "validate", write(tmp_path, "lb.yaml", text))
     assert result.returncode == 1
     fields = [line.split(": ")[2] for line in result.stdout.strip().splitlines()]
-    assert fields == ["metadata.name", "spec.ports[0].nodePort", "spec.healthCheckNodePort"]
+    assert fields == ["metadata.name", "spec.ports[0].name", "spec.externalTrafficPolicy"]
+
+
+def test_an_allocator_refusal_comes_alone(run_cli, tmp_path: Path) -> None:
+    """The API server allocates node ports before it validates: a refused port ends the
+    request, and the other mistakes are not reported yet."""
+    text = SEED_LB.format(node_port=29999).replace("name: python-lb", "name: Python_LB")
+    result = run_cli("service", "validate", write(tmp_path, "lb.yaml", text))
+    assert result.returncode == 1
+    assert result.stdout.strip().splitlines() == [
+        f"{tmp_path / 'lb.yaml'}: Service default/Python_LB: spec.ports[0].nodePort: Invalid "
+        "value: 29999: provided port is not in the valid range. The range of valid ports is "
+        "30000-32767"
+    ]
 
 
 def test_ports_conflicting_across_files(run_cli, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nodeport_lb.model import NodePortRange, apply_defaults
-from nodeport_lb.validation import validate_service
+from nodeport_lb.validation import validate_service, validate_service_object
 
 RANGE = NodePortRange()
 OUT_OF_RANGE = "provided port is not in the valid range. The range of valid ports is 30000-32767"
@@ -118,14 +118,34 @@ def test_external_traffic_policy_defaults_to_cluster() -> None:
     assert errors_of(manifest) == []
 
 
-def test_duplicate_node_port_same_protocol_rejected() -> None:
-    manifest = python_lb(
-        ports=[
-            {"name": "a", "port": 80, "nodePort": 31001},
-            {"name": "b", "port": 81, "nodePort": 31001},
+def test_one_node_port_for_two_port_numbers_is_refused_by_the_allocator() -> None:
+    """The allocator runs first: the second port number cannot have the nodePort the first
+    one took, whatever the protocols."""
+    for protocol in ("TCP", "UDP"):
+        manifest = python_lb(
+            ports=[
+                {"name": "a", "port": 80, "nodePort": 31001},
+                {"name": "b", "port": 81, "nodePort": 31001, "protocol": protocol},
+            ]
+        )
+        assert errors_of(manifest) == [
+            "spec.ports[1].nodePort: Invalid value: 31001: provided port is already allocated"
         ]
+
+
+def test_duplicate_node_port_same_protocol_is_a_validation_error() -> None:
+    manifest = apply_defaults(
+        python_lb(
+            healthCheckNodePort=31500,
+            ports=[
+                {"name": "a", "port": 80, "nodePort": 31001},
+                {"name": "b", "port": 81, "nodePort": 31001},
+            ]
+        )
     )
-    assert errors_of(manifest) == ["spec.ports[1].nodePort: Duplicate value: 31001"]
+    assert [str(e) for e in validate_service_object(manifest)] == [
+        "spec.ports[1].nodePort: Duplicate value: 31001"
+    ]
 
 
 def test_same_node_port_for_tcp_and_udp_allowed() -> None:
@@ -141,7 +161,9 @@ def test_same_node_port_for_tcp_and_udp_allowed() -> None:
 def test_duplicate_port_same_protocol_rejected() -> None:
     manifest = python_lb(ports=[{"name": "a", "port": 80}, {"name": "b", "port": 80}])
     assert errors_of(manifest) == [
-        'spec.ports[1]: Duplicate value: {"port": 80, "protocol": "TCP"}'
+        'spec.ports[1]: Duplicate value: core.ServicePort{Name:"", Protocol:"TCP", '
+        "AppProtocol:(*string)(nil), Port:80, "
+        'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}'
     ]
 
 
@@ -177,9 +199,13 @@ def test_client_ip_affinity_timeout_defaults_to_10800() -> None:
     assert spec["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}
 
 
-def test_affinity_config_forbidden_without_client_ip() -> None:
+def test_affinity_config_dropped_by_defaulting_when_affinity_is_none() -> None:
     manifest = python_lb(sessionAffinityConfig={"clientIP": {"timeoutSeconds": 10}})
-    assert errors_of(manifest) == [
+    assert "sessionAffinityConfig" not in apply_defaults(manifest)["spec"]
+    assert errors_of(manifest) == []
+    # what validation itself says, when an object reaches it with both
+    manifest["spec"]["sessionAffinity"] = "None"
+    assert [str(e) for e in validate_service_object(manifest) if "Affinity" in str(e)] == [
         "spec.sessionAffinityConfig: Forbidden: must not be set when session affinity is None"
     ]
 
@@ -258,11 +284,8 @@ def test_target_port_by_name() -> None:
     ]
 
 
-def test_kubelet_port_not_exposed_by_loadbalancer() -> None:
-    assert errors_of(with_port(port=10250)) == [
-        "spec.ports[0]: Invalid value: 10250: may not expose port 10250 externally since it is "
-        "used by kubelet"
-    ]
+def test_kubelet_port_on_a_loadbalancer_is_allowed_since_1_33() -> None:
+    assert errors_of(with_port(port=10250)) == []
 
 
 def test_node_port_forbidden_on_cluster_ip() -> None:
@@ -320,11 +343,20 @@ def test_wrong_types_are_errors_not_exceptions() -> None:
 
 
 def test_several_errors_reported_together() -> None:
-    manifest = python_lb(healthCheckNodePort=40000)
-    manifest["spec"]["ports"][0]["nodePort"] = 29999
+    manifest = python_lb(externalTrafficPolicy="Sometimes", loadBalancerClass="a/b/c")
     manifest["metadata"]["name"] = "Python"
     paths = [e.split(":")[0] for e in errors_of(manifest)]
-    assert paths == ["metadata.name", "spec.ports[0].nodePort", "spec.healthCheckNodePort"]
+    assert paths == ["metadata.name", "spec.loadBalancerClass", "spec.externalTrafficPolicy"]
+
+
+def test_allocator_refusals_come_before_validation_and_alone() -> None:
+    manifest = python_lb(healthCheckNodePort=40000)
+    manifest["metadata"]["name"] = "Python"
+    assert errors_of(manifest) == [
+        f"spec.healthCheckNodePort: Invalid value: 40000: {OUT_OF_RANGE}"
+    ]
+    manifest["spec"]["ports"][0]["nodePort"] = 29999
+    assert errors_of(manifest) == [f"spec.ports[0].nodePort: Invalid value: 29999: {OUT_OF_RANGE}"]
 
 
 def test_defaults_do_not_mutate_input() -> None:

@@ -43,8 +43,29 @@ class FieldError:
         return f"{self.field}: {body}"
 
 
+class GoLiteral(str):
+    """A value already written as Go's %#v prints it (a slice, a struct), shown verbatim."""
+
+
+def go_strings(values: Any) -> GoLiteral:
+    """``[]string{"a", "b"}``: how the API server shows a list of strings in a message."""
+    items = values if isinstance(values, list) else [values]
+    return GoLiteral("[]string{" + ", ".join(json.dumps(str(v)) for v in items) + "}")
+
+
+def go_service_port_key(protocol: Any, port: Any) -> GoLiteral:
+    """The (protocol, port) key the API server shows for a duplicate Service port."""
+    return GoLiteral(
+        f'core.ServicePort{{Name:"", Protocol:{json.dumps(str(protocol or ""))}, '
+        f"AppProtocol:(*string)(nil), Port:{port if isinstance(port, int) else 0}, "
+        'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}'
+    )
+
+
 def format_value(value: Any) -> str:
     """Render a value as Go's %v/%q would in an apimachinery message."""
+    if isinstance(value, GoLiteral):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -5,7 +5,6 @@ Each ``is_*`` function returns the list of messages (empty when valid), as upstr
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 DNS1123_LABEL_MAX = 63
@@ -154,35 +153,3 @@ def is_valid_port_name(name: str) -> list[str]:
     if name.startswith("-") or name.endswith("-"):
         errs.append("must not begin or end with a hyphen")
     return errs
-
-
-_CIDR_MESSAGE = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
-
-
-def is_valid_cidr(value: str) -> list[str]:
-    """An address and a decimal prefix length, as Go's net.ParseCIDR takes them: no netmask
-    form (``10.0.0.0/255.0.0.0``), no zone, no sign; host bits may be set."""
-    address, slash, prefix = value.partition("/")
-    if not slash or not prefix.isascii() or not prefix.isdigit() or "%" in address:
-        return [_CIDR_MESSAGE]
-    try:
-        ipaddress.ip_address(address)
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return [_CIDR_MESSAGE]
-    return []
-
-
-def canonical_cidr(value: str) -> str:
-    """The network a valid CIDR names, host bits cleared (``10.1.2.3/8`` -> ``10.0.0.0/8``)."""
-    return str(ipaddress.ip_network(value.strip(), strict=False))
-
-
-def is_valid_ip(value: str) -> list[str]:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
-    if "%" in value:  # a zone: Python takes it, the API server does not
-        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
-    return []
