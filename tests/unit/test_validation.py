@@ -140,7 +140,7 @@ def test_duplicate_node_port_same_protocol_is_a_validation_error() -> None:
             ports=[
                 {"name": "a", "port": 80, "nodePort": 31001},
                 {"name": "b", "port": 81, "nodePort": 31001},
-            ]
+            ],
         )
     )
     assert [str(e) for e in validate_service_object(manifest)] == [
