@@ -108,10 +108,35 @@ options:
   annotations:
     description: Annotations of the Service object.
     type: dict
+  service_ip_families:
+    description:
+      - The IP families your cluster serves Services in, its default one first, as its API
+        server's C(--service-cluster-ip-range) lists them.
+      - C(ipFamilies), C(ipFamilyPolicy) and C(clusterIPs) are checked against them before
+        anything is applied, with the API server's messages (for example V(RequireDualStack)
+        on a single-stack cluster). Set V([IPv4, IPv6]) for a dual-stack cluster.
+    type: list
+    elements: str
+    choices: [IPv4, IPv6]
+    default: [IPv4]
+  force_conflicts:
+    description:
+      - With a Kubernetes API server, take over the fields of the Service that another field
+        manager (Helm, Argo CD, kubectl) set to a different value, as
+        C(kubectl apply --server-side --force-conflicts) does.
+      - When V(false), such a conflict fails the task with the API server's message naming the
+        fields and their manager, and changes nothing; check mode reports it too.
+      - A manifest store has no field managers; the option changes nothing there.
+    type: bool
+    default: false
 notes:
   - "Invalid input fails the task with the API server's message, for example
     C(spec.ports[0].nodePort: Invalid value: 29999: provided port is not in the valid range.
-    The range of valid ports is 30000-32767), and changes nothing."
+    The range of valid ports is 30000-32767), and changes nothing. The checks are those of
+    Kubernetes 1.33 with its default feature gates, in the API server's order."
+  - "In check mode the node ports reported are the ones the run will allocate. A Kubernetes
+    API server picks free ports at random, so there check mode leaves a port it would pick out
+    of RV(node_ports) and RV(health_check_node_port) and names it in RV(to_be_allocated)."
 seealso:
   - module: nodeport_lb.core.nodeport_service_info
 """
@@ -190,6 +215,15 @@ health_check_node_port:
   returned: always
   type: int
   sample: 31897
+to_be_allocated:
+  description:
+    - In check mode, the fields whose value the real run will allocate and that cannot be
+      known beforehand (empty otherwise); they are left out of RV(service), RV(node_ports)
+      and RV(health_check_node_port).
+  returned: always
+  type: list
+  elements: str
+  sample: ["spec.ports[0].nodePort", "spec.healthCheckNodePort"]
 """
 
 import traceback  # noqa: E402
@@ -233,6 +267,13 @@ def argument_spec() -> dict:
         "load_balancer_source_ranges": {"type": "list", "elements": "str"},
         "labels": {"type": "dict"},
         "annotations": {"type": "dict"},
+        "service_ip_families": {
+            "type": "list",
+            "elements": "str",
+            "choices": ["IPv4", "IPv6"],
+            "default": ["IPv4"],
+        },
+        "force_conflicts": {"type": "bool", "default": False},
         **STORE_ARGUMENT_SPEC,
     }
 
@@ -262,12 +303,20 @@ def main() -> None:
             result = backend.delete(namespace, name, check_mode=module.check_mode)
         else:
             node_port_range = NodePortRange.parse(params["service_node_port_range"])
+            families = params["service_ip_families"]
+            if not 1 <= len(families) <= 2 or len(set(families)) != len(families):
+                module.fail_json(msg=f"service_ip_families: one or two families, got {families}")
             manifest = prepare_service(
                 node_port_range,
                 options={k: params[k] for k in SERVICE_OPTIONS},
                 definition=params["definition"],
+                ip_families=families,
             )
-            result = backend.apply(manifest, check_mode=module.check_mode)
+            result = backend.apply(
+                manifest,
+                check_mode=module.check_mode,
+                force_conflicts=params["force_conflicts"],
+            )
     except InvalidService as exc:
         module.fail_json(msg=str(exc), errors=exc.errors)
     except (BackendError, ValueError) as exc:
@@ -275,7 +324,11 @@ def main() -> None:
     except Exception as exc:  # a backend's own errors (API unreachable, store unwritable)
         module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc())
 
-    output = {"changed": result.changed, **service_facts(result.after)}
+    output = {
+        "changed": result.changed,
+        **service_facts(result.after),
+        "to_be_allocated": result.to_be_allocated,
+    }
     if module._diff:
         output["diff"] = result.diff
     module.exit_json(**output)

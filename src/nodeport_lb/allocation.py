@@ -136,6 +136,8 @@ def allocate(
     asked_for = {_port_number(p.get("nodePort")) for p in ports} | {
         _port_number(spec.get("healthCheckNodePort"))
     }
+    # What the stored version holds is kept further down; a fresh pick must not take it first.
+    held_before = held_ports(current or {})
 
     def claim(port: int, path: Path) -> FieldError | None:
         if port not in node_port_range:
@@ -146,7 +148,11 @@ def allocate(
         return None
 
     def pick() -> int:
-        free = [p for p in node_port_range if p not in taken and p not in asked_for]
+        free = [
+            p
+            for p in node_port_range
+            if p not in taken and p not in asked_for and p not in held_before
+        ]
         if not free:
             raise RangeFullError(f"no free node port left in range {node_port_range}")
         port = rng.choice(free)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange
+from nodeport_lb.validation import DEFAULT_SERVICE_IP_FAMILIES, IP_FAMILIES
 
 
 def node_port_range_arg(text: str) -> NodePortRange:
@@ -22,4 +23,31 @@ def add_node_port_range_option(parser: argparse.ArgumentParser, purpose: str) ->
         type=node_port_range_arg,
         default=NodePortRange.parse(DEFAULT_NODE_PORT_RANGE),
         help=f"the API server's node port range, {purpose} (default: {DEFAULT_NODE_PORT_RANGE})",
+    )
+
+
+def ip_families_arg(text: str) -> tuple[str, ...]:
+    """``IPv4``, ``IPv6``, ``IPv4,IPv6`` or ``IPv6,IPv4`` (the first is the cluster's default)."""
+    families = tuple(part.strip() for part in text.split(","))
+    if not 1 <= len(families) <= 2 or len(set(families)) != len(families):
+        raise argparse.ArgumentTypeError(f"invalid IP families {text!r}: one or two, no repeats")
+    unknown = [f for f in families if f not in IP_FAMILIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"invalid IP family {unknown[0]!r}: expected {' or '.join(IP_FAMILIES)}"
+        )
+    return families
+
+
+def add_ip_families_option(parser: argparse.ArgumentParser) -> None:
+    """``--service-ip-families``: the families of the API server's --service-cluster-ip-range."""
+    parser.add_argument(
+        "--service-ip-families",
+        metavar="FAMILY[,FAMILY]",
+        type=ip_families_arg,
+        default=DEFAULT_SERVICE_IP_FAMILIES,
+        help="the IP families your cluster serves Services in, the default one first, as its "
+        "--service-cluster-ip-range lists them: IPv4, IPv6, IPv4,IPv6 or IPv6,IPv4 "
+        f"(default: {','.join(DEFAULT_SERVICE_IP_FAMILIES)}); ipFamilies, ipFamilyPolicy and "
+        "clusterIPs are checked against them",
     )

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from nodeport_lb.allocation import cross_service_conflicts
-from nodeport_lb.cli_args import add_node_port_range_option
+from nodeport_lb.cli_args import add_ip_families_option, add_node_port_range_option
 from nodeport_lb.model import apply_defaults
 from nodeport_lb.validation import FieldError, validate_service
 
@@ -52,8 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validate Service manifests as the Kubernetes API server would",
         description=(
             "Validate Kubernetes v1 Service manifests (YAML or JSON, several documents per file "
-            "allowed) with the API server's rules and messages: names, ports, nodePort range, "
-            "externalTrafficPolicy / healthCheckNodePort, session affinity, source ranges."
+            "allowed) as the API server (Kubernetes 1.33, default feature gates) checks a "
+            "create, with its field paths and messages: defaulting first, then the IP families "
+            "and the node-port allocator (whose refusal, when there is one, is the only error "
+            "the API server shows), then every rule of its Service validation: names, "
+            "generateName, ports, nodePort range, externalTrafficPolicy / healthCheckNodePort, "
+            "clusterIPs, ipFamilies / ipFamilyPolicy, externalIPs, ExternalName, session "
+            "affinity, source ranges (field and annotation), loadBalancerClass, "
+            "trafficDistribution, appProtocol, topology annotations. Ports are checked across "
+            "all the files given, as one cluster's pool."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
@@ -64,10 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "examples:\n"
             "  nodeport-lb service validate python-lb.yaml\n"
             "  nodeport-lb service validate --service-node-port-range 20000-39999 svc/*.yaml\n"
+            "  nodeport-lb service validate --service-ip-families IPv4,IPv6 dual-stack.yaml\n"
         ),
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="manifest file ('-' for stdin)")
     add_node_port_range_option(validate, "for nodePort and healthCheckNodePort")
+    add_ip_families_option(validate)
     validate.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     validate.set_defaults(func=run_validate)
     service.set_defaults(func=lambda _args: service.print_help(sys.stderr) or EXIT_UNUSABLE)
@@ -139,7 +148,10 @@ def run_validate(args: argparse.Namespace) -> int:
     defaulted = [apply_defaults(svc.manifest) for svc in loaded]
     for svc, manifest in zip(loaded, defaulted, strict=True):
         errors += [
-            (svc, error) for error in validate_service(manifest, args.service_node_port_range)
+            (svc, error)
+            for error in validate_service(
+                manifest, args.service_node_port_range, ip_families=args.service_ip_families
+            )
         ]
     # Ports are a cluster-wide pool: two Services in the files cannot both have one.
     for index, error in cross_service_conflicts(defaulted):

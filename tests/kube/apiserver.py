@@ -12,6 +12,14 @@ the Services themselves and do what the real API server does for these calls:
   a taken port refused with a 422 ``Invalid`` Status carrying ``details.causes``); fills in the
   server-owned fields (uid, resourceVersion, clusterIP, managedFields); ``dryRun=All`` answers
   the same object and stores nothing.
+- Field ownership as server-side apply keeps it, per manager and per leaf field (ports keyed
+  by port and protocol, the selector and lists atomic, labels and annotations per key): an
+  apply that sets a field another manager owns to a different value is refused with the API
+  server's 409 ``Conflict`` Status (its message, one ``FieldManagerConflict`` cause per field)
+  unless ``force=true``, which takes the field over. A PATCH with
+  ``application/merge-patch+json`` is an ``Update`` by its ``fieldManager`` (how Helm writes),
+  merged into the stored object. Simplification: an apply replaces the stored object rather
+  than merging with what other managers set.
 - GET one (404 ``NotFound`` Status when absent) / GET a list (all namespaces or one).
 - DELETE (answers the deleted object, 404 when absent).
 - GET one / GET a list (paged) of EndpointSlices, Pods, Nodes, ConfigMaps, ReplicaSets,
@@ -58,6 +66,78 @@ READ_ONLY = {
     "StatefulSet": kmock.resource("apps", "v1", "statefulsets"),
 }
 APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def owned_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """Every field a manager owns by setting it, by its server-side-apply path, with its value."""
+    fields: dict[str, Any] = {}
+    meta = obj.get("metadata") or {}
+    for part in ("labels", "annotations"):
+        for key, value in (meta.get(part) or {}).items():
+            fields[f".metadata.{part}.{key}"] = value
+    for key, value in (obj.get("spec") or {}).items():
+        if key == "ports" and isinstance(value, list):
+            for port in value:
+                item = (
+                    f'.spec.ports[port={port.get("port")},protocol="{port.get("protocol", "TCP")}"]'
+                )
+                for field_name, field_value in port.items():
+                    fields[f"{item}.{field_name}"] = field_value
+        elif isinstance(value, dict) and key != "selector":  # the selector is atomic
+            for sub, sub_value in _flatten(value, f".spec.{key}").items():
+                fields[sub] = sub_value
+        else:
+            fields[f".spec.{key}"] = value
+    return fields
+
+
+def _flatten(value: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            flat.update(_flatten(item, f"{prefix}.{key}"))
+        else:
+            flat[f"{prefix}.{key}"] = item
+    return flat
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386)."""
+    merged = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass
+class Manager:
+    operation: str  # "Apply" or "Update"
+    fields: set[str]
+
+    def printed(self, name: str) -> str:
+        """How the API server names a manager in a conflict (printManager)."""
+        return f'"{name}"' if self.operation == "Apply" else f'"{name}" using v1'
+
+
+def conflict_message(conflicts: list[tuple[str, str]]) -> str:
+    """The API server's message for an apply refused by conflicts (manager, path)."""
+    if len(conflicts) == 1:
+        manager, path = conflicts[0]
+        return f"Apply failed with 1 conflict: conflict with {manager}: {path}"
+    by_manager: dict[str, list[str]] = {}
+    for manager, path in conflicts:
+        by_manager.setdefault(manager, []).append(path)
+    lines = []
+    for manager in sorted(by_manager):
+        lines.append(f"conflicts with {manager}:")
+        lines += [f"- {path}" for path in by_manager[manager]]
+    return f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
 
 
 def status_error(code: int, reason: str, message: str, **details: Any) -> kmock.KubernetesError:
@@ -76,6 +156,7 @@ class FakeApiServer:
         self.token = token  # when set, requests must carry "Authorization: Bearer <token>"
         self.tls = tls  # when set, HTTPS with this context
         self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.managers: dict[tuple[str, str], dict[str, Manager]] = {}
         self.node_port_range = NodePortRange()
         self._versions = itertools.count(1)
         self.handler = kmock.KubernetesScaffold()
@@ -197,6 +278,7 @@ class FakeApiServer:
 
     def _delete(self, request: kmock.Request) -> Any:
         self._authorize(request)
+        self.managers.pop((request.namespace or "", request.name or ""), None)
         svc = self.services.pop((request.namespace or "", request.name or ""), None)
         if svc is None:
             raise self._not_found(request.name)
@@ -204,8 +286,9 @@ class FakeApiServer:
 
     def _apply(self, request: kmock.Request) -> Any:
         self._authorize(request)
-        if request.headers.get("Content-Type") != APPLY_PATCH:
-            raise status_error(415, "UnsupportedMediaType", "this stand-in only does apply")
+        content_type = request.headers.get("Content-Type")
+        if content_type not in (APPLY_PATCH, MERGE_PATCH):
+            raise status_error(415, "UnsupportedMediaType", "this stand-in does apply and merge")
         manager = request.params.get("fieldManager")
         if not manager:
             raise status_error(400, "BadRequest", "fieldManager is required for apply requests")
@@ -215,8 +298,55 @@ class FakeApiServer:
 
         namespace, name = request.namespace or "", request.name or ""
         current = self.services.get((namespace, name))
+        managers = copy.deepcopy(self.managers.get((namespace, name), {}))
+        if content_type == MERGE_PATCH:
+            if current is None:
+                raise self._not_found(name)
+            desired = _merge(current, request.data)
+            changed = {
+                path
+                for path, value in owned_fields(desired).items()
+                if owned_fields(current).get(path, object()) != value
+            }
+            for other in managers.values():
+                other.fields -= changed
+            mine = managers.setdefault(manager, Manager("Update", set()))
+            mine.fields |= changed
+        else:
+            desired = request.data
+            applied = owned_fields(desired)
+            live = owned_fields(current or {})
+            conflicts = sorted(
+                (other.printed(other_name), path)
+                for other_name, other in managers.items()
+                if other_name != manager
+                for path in other.fields & applied.keys()
+                if live.get(path) != applied[path]
+            )
+            if conflicts and request.params.get("force") != "true":
+                raise status_error(
+                    409,
+                    "Conflict",
+                    conflict_message(conflicts),
+                    causes=[
+                        {
+                            "reason": "FieldManagerConflict",
+                            "message": f"conflict with {m}",
+                            "field": p,
+                        }
+                        for m, p in conflicts
+                    ],
+                )
+            for other_name, other in managers.items():
+                if other_name != manager:
+                    # forced: the conflicting fields are ours now; same values are shared
+                    other.fields -= {
+                        p for p in other.fields & applied.keys() if live.get(p) != applied[p]
+                    }
+            managers[manager] = Manager("Apply", set(applied))
+
         others = ports_held_by_others(self.services.values(), namespace, name)
-        allocated, errors = allocate(request.data, current, others, self.node_port_range)
+        allocated, errors = allocate(desired, current, others, self.node_port_range)
         if errors:
             raise status_error(
                 422,
@@ -233,13 +363,14 @@ class FakeApiServer:
                     for e in errors
                 ],
             )
-        stored = self._with_server_fields(allocated, current, manager)
+        stored = self._with_server_fields(allocated, current, managers)
         if dry_run is None:
             self.services[(namespace, name)] = stored
+            self.managers[(namespace, name)] = managers
         return kmock.Response(status=200 if current else 201, payload=stored)
 
     def _with_server_fields(
-        self, applied: dict[str, Any], current: dict[str, Any] | None, manager: str
+        self, applied: dict[str, Any], current: dict[str, Any] | None, managers: dict[str, Manager]
     ) -> dict[str, Any]:
         """What the API server adds to an applied Service: identity, clusterIP, bookkeeping."""
         obj = copy.deepcopy(applied)
@@ -250,7 +381,10 @@ class FakeApiServer:
             uid=old_meta.get("uid") or str(uuid.uuid4()),
             creationTimestamp=old_meta.get("creationTimestamp") or now,
             resourceVersion=str(next(self._versions)),
-            managedFields=[{"manager": manager, "operation": "Apply", "time": now}],
+            managedFields=[
+                {"manager": name, "operation": m.operation, "apiVersion": "v1", "time": now}
+                for name, m in managers.items()
+            ],
         )
         cluster_ip = old_spec.get("clusterIP") or f"10.96.0.{len(self.services) + 10}"
         obj["spec"].update(

@@ -9,6 +9,7 @@ the other end of the socket.
 
 from __future__ import annotations
 
+import copy
 import socket
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,12 @@ from nodeport_lb.services import (
     prepare_service,
     service_facts,
 )
-from nodeport_lb.services.kube_backend import FIELD_MANAGER, KubernetesBackend, KubeSettings
+from nodeport_lb.services.kube_backend import (
+    FIELD_MANAGER,
+    FieldConflict,
+    KubernetesBackend,
+    KubeSettings,
+)
 
 from .apiserver import FakeApiServer, Pki
 from .conftest import TOKEN
@@ -101,7 +107,7 @@ def test_create_is_a_server_side_apply_and_reads_the_allocated_ports_back(
     (patch,) = apiserver.requests("PATCH")
     assert patch.url.path == "/api/v1/namespaces/default/services/python-lb"
     assert patch.headers["Content-Type"] == "application/apply-patch+yaml"
-    assert patch.params == {"fieldManager": FIELD_MANAGER, "force": "true"}
+    assert patch.params == {"fieldManager": FIELD_MANAGER, "force": "false"}
     assert patch.data == manifest
 
     assert result.changed and result.before is None
@@ -134,16 +140,41 @@ def test_a_changed_label_is_a_change(apiserver: FakeApiServer) -> None:
     assert result.after["metadata"]["labels"] == {"team": "edge"}  # type: ignore[index]
 
 
-def test_check_mode_is_a_dry_run_that_still_shows_the_allocated_ports(
+def test_check_mode_is_a_dry_run_that_says_which_ports_the_run_will_allocate(
     apiserver: FakeApiServer,
 ) -> None:
+    """The API server picks free ports at random, in a dry run as in the real one: check mode
+    must not present the dry run's pick as the port the run will get."""
     result = backend_for(apiserver).apply(python_lb(), check_mode=True)
 
     (patch,) = apiserver.requests("PATCH")
-    assert patch.params == {"fieldManager": FIELD_MANAGER, "force": "true", "dryRun": "All"}
+    assert patch.params == {"fieldManager": FIELD_MANAGER, "force": "false", "dryRun": "All"}
     assert result.changed and result.before is None
-    assert service_facts(result.after)["health_check_node_port"] in NodePortRange()
     assert apiserver.services == {}
+    facts = service_facts(result.after)
+    assert facts["node_ports"] == {"http": 31001}  # asked for: the run gets it
+    assert facts["health_check_node_port"] is None
+    assert result.to_be_allocated == ["spec.healthCheckNodePort"]
+    # and the diff shows no identity the dry run made up
+    assert result.after is not None
+    assert {"uid", "creationTimestamp", "resourceVersion"}.isdisjoint(result.after["metadata"])
+    assert "clusterIP" not in result.after["spec"]
+
+
+def test_check_mode_keeps_the_ports_a_service_already_holds(apiserver: FakeApiServer) -> None:
+    backend = backend_for(apiserver)
+    hcnp = backend.apply(python_lb()).after["spec"]["healthCheckNodePort"]  # type: ignore[index]
+    changed = python_lb(
+        ports=[
+            {"name": "http", "port": 80, "target_port": 31000, "node_port": 31001},
+            {"name": "https", "port": 443, "target_port": 31443},
+        ]
+    )
+    result = backend.apply(changed, check_mode=True)
+    assert result.changed
+    assert service_facts(result.after)["health_check_node_port"] == hcnp
+    assert service_facts(result.after)["node_ports"] == {"http": 31001}
+    assert result.to_be_allocated == ["spec.ports[1].nodePort"]
 
 
 def test_check_mode_on_an_applied_service_reports_no_change(apiserver: FakeApiServer) -> None:
@@ -152,7 +183,84 @@ def test_check_mode_on_an_applied_service_reports_no_change(apiserver: FakeApiSe
     stored = dict(apiserver.services)
     result = backend.apply(python_lb(), check_mode=True)
     assert not result.changed
+    assert result.to_be_allocated == []
     assert apiserver.services == stored
+
+
+# -- field ownership ------------------------------------------------------------------------
+
+
+def apply_as(server: FakeApiServer, manager: str, manifest: dict[str, Any]) -> None:
+    """Another tool's server-side apply (as Argo CD does), over the same real HTTP."""
+    backend = backend_for(server)
+    backend.core.patch_namespaced_service(
+        manifest["metadata"]["name"],
+        manifest["metadata"]["namespace"],
+        manifest,
+        field_manager=manager,
+        _content_type="application/apply-patch+yaml",
+    )
+    backend.close()
+
+
+def update_as(server: FakeApiServer, manager: str, name: str, patch: dict[str, Any]) -> None:
+    """Another tool's merge patch, an Update (as Helm writes)."""
+    backend = backend_for(server)
+    backend.core.patch_namespaced_service(
+        name, "default", patch, field_manager=manager,
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    backend.close()
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_field_another_manager_owns_is_a_conflict_that_changes_nothing(
+    apiserver: FakeApiServer, check_mode: bool
+) -> None:
+    apply_as(apiserver, "argocd-controller", python_lb(selector={"app": "python-v1"}))
+    stored = copy.deepcopy(apiserver.services)
+    with pytest.raises(FieldConflict) as conflict:
+        backend_for(apiserver).apply(python_lb(), check_mode=check_mode)
+    assert str(conflict.value).splitlines()[0] == (
+        'Apply failed with 1 conflict: conflict with "argocd-controller": .spec.selector'
+    )
+    assert "force_conflicts" in str(conflict.value)
+    assert apiserver.services == stored
+
+
+def test_conflicts_with_an_update_manager_name_every_field(apiserver: FakeApiServer) -> None:
+    backend = backend_for(apiserver)
+    backend.apply(python_lb())
+    update_as(
+        apiserver,
+        "helm",
+        "python-lb",
+        {"spec": {"externalTrafficPolicy": "Cluster", "selector": {"app": "web"}}},
+    )
+    with pytest.raises(FieldConflict) as conflict:
+        backend.apply(python_lb())
+    assert str(conflict.value).splitlines()[:3] == [
+        'Apply failed with 2 conflicts: conflicts with "helm" using v1:',
+        "- .spec.externalTrafficPolicy",
+        "- .spec.selector",
+    ]
+    assert apiserver.services[("default", "python-lb")]["spec"]["selector"] == {"app": "web"}
+
+
+def test_force_conflicts_takes_the_fields_over(apiserver: FakeApiServer) -> None:
+    apply_as(apiserver, "argocd-controller", python_lb(selector={"app": "python-v1"}))
+    backend = backend_for(apiserver)
+    result = backend.apply(python_lb(), force_conflicts=True)
+    assert result.changed
+    assert apiserver.requests("PATCH")[-1].params["force"] == "true"
+    assert apiserver.services[("default", "python-lb")]["spec"]["selector"] == {"app": "python"}
+    # the field is ours now: a plain re-apply conflicts no more
+    assert not backend.apply(python_lb()).changed
+
+
+def test_the_same_value_set_by_two_managers_is_no_conflict(apiserver: FakeApiServer) -> None:
+    apply_as(apiserver, "argocd-controller", python_lb())
+    assert not backend_for(apiserver).apply(python_lb()).changed
 
 
 @pytest.mark.parametrize("check_mode", [False, True])

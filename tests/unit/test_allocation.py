@@ -112,7 +112,50 @@ def test_check_mode_leaves_store_untouched(tmp_path: Path) -> None:
     backend = StoreBackend(str(tmp_path), RANGE)
     result = backend.apply(prepare_service(RANGE, options=options("web")), check_mode=True)
     assert result.changed and result.after["spec"]["healthCheckNodePort"] in RANGE
-    assert list(tmp_path.glob("*.yaml")) == []
+    assert list(tmp_path.iterdir()) == []  # not even the lock file
+
+
+def test_check_mode_creates_no_store_directory(tmp_path: Path) -> None:
+    store = tmp_path / "not-yet"
+    backend = StoreBackend(str(store), RANGE)
+    assert backend.apply(prepare_service(RANGE, options=options("web")), check_mode=True).changed
+    assert not store.exists()
+
+
+def test_check_mode_reports_the_ports_the_real_run_allocates(tmp_path: Path) -> None:
+    apply(tmp_path, name="other")  # a store that already holds some ports
+    backend = StoreBackend(str(tmp_path), RANGE)
+    manifest = prepare_service(RANGE, options=options("web"))
+    checked = backend.apply(manifest, check_mode=True).after["spec"]
+    applied = backend.apply(manifest).after["spec"]
+    assert checked["healthCheckNodePort"] == applied["healthCheckNodePort"]
+    assert checked["ports"] == applied["ports"]
+
+
+def test_check_mode_diff_invents_no_identity(tmp_path: Path) -> None:
+    backend = StoreBackend(str(tmp_path), RANGE)
+    result = backend.apply(prepare_service(RANGE, options=options("web")), check_mode=True)
+    assert "uid" not in result.after["metadata"]
+    assert "creationTimestamp" not in result.after["metadata"]
+    assert "uid:" not in result.diff["after"]
+    stored = backend.apply(prepare_service(RANGE, options=options("web"))).after["metadata"]
+    again = backend.apply(prepare_service(RANGE, options=options("web")), check_mode=True)
+    assert again.after["metadata"]["uid"] == stored["uid"]  # the real one, kept
+
+
+def test_one_node_port_for_two_port_numbers_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidService) as refused:
+        apply(
+            tmp_path,
+            name="web",
+            ports=[
+                {"name": "a", "port": 80, "node_port": 31000},
+                {"name": "b", "port": 81, "node_port": 31000, "protocol": "UDP"},
+            ],
+        )
+    assert refused.value.errors == [
+        "spec.ports[1].nodePort: Invalid value: 31000: provided port is already allocated"
+    ]
 
 
 def _apply_in_child(store: str, name: str, queue: multiprocessing.Queue) -> None:
@@ -165,3 +208,18 @@ def test_a_stored_node_port_that_is_not_an_integer_is_never_kept(tmp_path: Path)
     hcnp = after["spec"]["healthCheckNodePort"]
     assert isinstance(node_port, int) and node_port in RANGE
     assert isinstance(hcnp, int) and hcnp in RANGE
+
+
+def test_a_new_port_never_takes_the_hcnp_the_service_holds(tmp_path: Path) -> None:
+    first = apply(tmp_path, name="web").after["spec"]
+    ports = [
+        {"name": "http", "port": 80, "target_port": 8080},
+        {"name": "https", "port": 443, "target_port": 8443},
+    ]
+    second = apply(tmp_path, name="web", ports=ports).after["spec"]
+    assert second["healthCheckNodePort"] == first["healthCheckNodePort"]
+    assert second["ports"][0]["nodePort"] == first["ports"][0]["nodePort"]
+    assert second["ports"][1]["nodePort"] not in (
+        first["healthCheckNodePort"],
+        first["ports"][0]["nodePort"],
+    )

@@ -188,3 +188,30 @@ def test_help_teaches(run_cli) -> None:
     result = run_cli("service", "validate", "--help")
     assert result.returncode == 0
     assert "exit status" in result.stdout and "examples" in result.stdout
+
+
+DUAL_STACK = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  ipFamilyPolicy: RequireDualStack
+  ports:
+    - port: 80
+"""
+
+
+def test_ip_families_follow_the_cluster(run_cli, tmp_path: Path) -> None:
+    path = write(tmp_path, "web.yaml", DUAL_STACK)
+    single = run_cli("service", "validate", path)
+    assert single.returncode == 1
+    assert single.stdout.strip() == (
+        f'{path}: Service default/web: spec.ipFamilyPolicy: Invalid value: "RequireDualStack": '
+        "this cluster is not configured for dual-stack services"
+    )
+    dual = run_cli("service", "validate", "--service-ip-families", "IPv4,IPv6", path)
+    assert dual.returncode == 0, dual.stdout
+    bad = run_cli("service", "validate", "--service-ip-families", "IPv4,IPv4", path)
+    assert bad.returncode == 2
+    assert "--service-ip-families" in bad.stderr

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from nodeport_lb.model import (
@@ -14,7 +14,7 @@ from nodeport_lb.model import (
     manifest_from_options,
 )
 from nodeport_lb.store import dump_yaml
-from nodeport_lb.validation import FieldError, validate_service
+from nodeport_lb.validation import DEFAULT_SERVICE_IP_FAMILIES, FieldError, validate_service
 
 # The only fields nodeport-lb owns; everything else on a live object (status, uid,
 # resourceVersion, clusterIP, ...) belongs to the control plane and is not compared.
@@ -44,6 +44,9 @@ class ApplyResult:
     changed: bool
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    # Field paths whose value the real run will allocate and check mode cannot know yet
+    # (the API server picks free node ports at random, in a dry run as in the real one).
+    to_be_allocated: list[str] = field(default_factory=list)
 
     @property
     def diff(self) -> dict[str, str]:
@@ -58,7 +61,9 @@ class ServiceBackend(Protocol):
 
     def list(self) -> list[dict[str, Any]]: ...
 
-    def apply(self, manifest: dict[str, Any], check_mode: bool = False) -> ApplyResult: ...
+    def apply(
+        self, manifest: dict[str, Any], check_mode: bool = False, force_conflicts: bool = False
+    ) -> ApplyResult: ...
 
     def delete(self, namespace: str, name: str, check_mode: bool = False) -> ApplyResult: ...
 
@@ -67,8 +72,12 @@ def prepare_service(
     node_port_range: NodePortRange,
     options: Mapping[str, Any] | None = None,
     definition: Mapping[str, Any] | None = None,
+    ip_families: Sequence[str] = DEFAULT_SERVICE_IP_FAMILIES,
 ) -> dict[str, Any]:
-    """A defaulted, validated v1 Service manifest from module options or a raw definition."""
+    """A defaulted, validated v1 Service manifest from module options or a raw definition.
+
+    ``ip_families`` are the families the cluster serves (its service CIDRs), first the default.
+    """
     if definition is not None:
         if not is_service_manifest(definition):
             raise InvalidService(
@@ -83,9 +92,19 @@ def prepare_service(
     else:
         manifest = manifest_from_options(options or {})
     manifest = apply_defaults(manifest)
-    errors = validate_service(manifest, node_port_range)
+    errors = validate_service(manifest, node_port_range, ip_families=ip_families)
+    meta = manifest.get("metadata") or {}
     if errors:
-        raise InvalidService(errors, (manifest.get("metadata") or {}).get("name", ""))
+        raise InvalidService(errors, meta.get("name") or meta.get("generateName") or "")
+    if not meta.get("name"):
+        # Server-side apply addresses an object by its name, and a generated one would make
+        # every re-run create one more Service.
+        raise InvalidService(
+            [
+                "metadata.name: Required value: applying needs a fixed name (generateName would "
+                "create another Service on every run)"
+            ]
+        )
     return manifest
 
 

@@ -182,6 +182,14 @@ def _load_ambient(cfg: client.Configuration) -> None:
             ) from None
 
 
+class FieldConflict(BackendError):
+    """Server-side apply refused: fields we set belong to another field manager (409)."""
+
+
+# Set by the API server on a create; a dry run makes them up, so check mode does not show them.
+SERVER_INVENTED_METADATA = ("uid", "creationTimestamp", "resourceVersion", "generation")
+
+
 class KubernetesBackend:
     """``ServiceBackend`` on a Kubernetes API server (see ``services.base``)."""
 
@@ -245,12 +253,21 @@ class KubernetesBackend:
         found = self._call(method, name, name=name, namespace=namespace, missing_ok=True)
         return None if found is None else {"apiVersion": api_version, "kind": kind, **found}
 
-    def apply(self, manifest: dict[str, Any], check_mode: bool = False) -> ApplyResult:
+    def apply(
+        self, manifest: dict[str, Any], check_mode: bool = False, force_conflicts: bool = False
+    ) -> ApplyResult:
+        """Server-side apply as field manager ``nodeport-lb``.
+
+        Without ``force_conflicts`` a field another manager (Helm, Argo CD, kubectl) owns with
+        a different value makes the API server refuse the whole apply: ``FieldConflict`` with
+        its message, naming the fields and their manager; nothing changes. With it, those
+        fields are taken over, as ``kubectl apply --server-side --force-conflicts`` does.
+        """
         meta = manifest["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         before = self.get(namespace, name)
-        # dryRun=All runs admission, validation and allocation without storing anything, so
-        # check mode reports the ports the API server would hand out, or its refusal.
+        # dryRun=All runs admission, conflict detection, validation and allocation without
+        # storing anything, so check mode reports the API server's refusal as the run would.
         after = self._call(
             self.core.patch_namespaced_service,
             name,
@@ -258,11 +275,14 @@ class KubernetesBackend:
             namespace=namespace,
             body=manifest,
             field_manager=FIELD_MANAGER,
-            force=True,
+            force=force_conflicts,
             dry_run="All" if check_mode else None,
             _content_type=APPLY_PATCH,
         )
-        return ApplyResult(owned_view(before) != owned_view(after), before, after)
+        to_be_allocated: list[str] = []
+        if check_mode:
+            after, to_be_allocated = _without_dry_run_inventions(manifest, before, after)
+        return ApplyResult(owned_view(before) != owned_view(after), before, after, to_be_allocated)
 
     def delete(self, namespace: str, name: str, check_mode: bool = False) -> ApplyResult:
         before = self.get(namespace, name)
@@ -305,6 +325,15 @@ class KubernetesBackend:
     def _api_error(self, exc: ApiException, name: str) -> BackendError | InvalidService:
         status = _status_body(exc)
         message = status.get("message") or exc.reason or "no message"
+        if exc.status == 409 and any(
+            (c or {}).get("reason") == "FieldManagerConflict"
+            for c in (status.get("details") or {}).get("causes") or []
+        ):
+            # The API server's own words name every field and its manager.
+            return FieldConflict(
+                f"{message}\n(the Service is unchanged; set force_conflicts: true to take these "
+                f"fields over from their manager)"
+            )
         if exc.status in (400, 422):
             causes = (status.get("details") or {}).get("causes") or []
             errors = [
@@ -320,6 +349,49 @@ class KubernetesBackend:
             f"Kubernetes API server at {self.host}: {exc.status} "
             f"{status.get('reason') or exc.reason}: {_one_line(message)}"
         )
+
+
+def _without_dry_run_inventions(
+    desired: dict[str, Any], before: dict[str, Any] | None, after: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """A dry-run answer with only what the real run will also produce.
+
+    The API server picks free node ports (and cluster IPs) at random, in a dry run as in the
+    real one, so a value it picked in the dry run is not the one the run will get: such values
+    are taken out and their paths returned. A port the Service already holds, or asked for,
+    stays. Identity fields a dry-run create makes up (uid, creationTimestamp, ...) go too.
+    """
+    after = json.loads(json.dumps(after))
+    meta = after.get("metadata") or {}
+    spec = after.get("spec") or {}
+    before_spec = (before or {}).get("spec") or {}
+    desired_spec = desired.get("spec") or {}
+    if before is None:
+        for key in SERVER_INVENTED_METADATA:
+            meta.pop(key, None)
+        if not desired_spec.get("clusterIP"):
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+    pending: list[str] = []
+
+    def port_key(port: Mapping[str, Any]) -> tuple[Any, Any]:
+        return port.get("port"), port.get("protocol") or "TCP"
+
+    held = {port_key(p): p.get("nodePort") for p in before_spec.get("ports") or []}
+    asked = {port_key(p): p.get("nodePort") for p in desired_spec.get("ports") or []}
+    for i, port in enumerate(spec.get("ports") or []):
+        node_port = port.get("nodePort")
+        if node_port and node_port not in (held.get(port_key(port)), asked.get(port_key(port))):
+            del port["nodePort"]
+            pending.append(f"spec.ports[{i}].nodePort")
+    hcnp = spec.get("healthCheckNodePort")
+    if hcnp and hcnp not in (
+        before_spec.get("healthCheckNodePort"),
+        desired_spec.get("healthCheckNodePort"),
+    ):
+        del spec["healthCheckNodePort"]
+        pending.append("spec.healthCheckNodePort")
+    return after, pending
 
 
 def _status_body(exc: ApiException) -> dict[str, Any]:
