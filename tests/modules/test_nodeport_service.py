@@ -65,10 +65,22 @@ def test_check_mode_leaves_store_byte_identical_and_shows_diff(playbook, tmp_pat
 
 def test_check_mode_on_new_service_writes_nothing(playbook, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    run = playbook([python_lb(store)], "--check")
+    run = playbook([python_lb(store)], "--check", "--diff")
     assert run.returncode == 0, run.output
     assert run.results["svc"]["changed"] is True
-    assert not store.exists() or store_snapshot(store) == {}
+    assert not store.exists()  # no directory, no lock file
+    assert "uid:" not in run.output and "creationTimestamp" not in run.output
+
+
+def test_check_mode_reports_the_ports_the_real_run_allocates(playbook, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    task = python_lb(store, ports=[{"name": "http", "port": 80, "target_port": 31000}])
+    checked = playbook([task], "--check")
+    applied = playbook([task])
+    assert checked.returncode == 0 and applied.returncode == 0, applied.output
+    for fact in ("node_ports", "health_check_node_port"):
+        assert checked.results["svc"][fact] == applied.results["svc"][fact]
+    assert checked.results["svc"]["to_be_allocated"] == []
 
 
 def test_invalid_input_fails_with_api_message_and_touches_nothing(playbook, tmp_path: Path) -> None:
