@@ -10,7 +10,6 @@ import contextlib
 import shutil
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
@@ -177,8 +176,3 @@ def test_a_port_taken_by_another_process_is_bound_once_it_is_free(seed: SeedLab)
     # the agent takes the port over by itself, without any change to the Service
     wait_for(lambda: b"localEndpoints" in hcnp(seed, "node2")[2], timeout=35)
     assert_still_serving(seed)
-
-
-def test_prlimit_is_available_for_the_flood_test() -> None:
-    """The flood test above needs util-linux's prlimit (always on Debian)."""
-    assert subprocess.run(["prlimit", "--version"], capture_output=True).returncode == 0

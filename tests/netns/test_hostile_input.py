@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
-from tests.netns.netlib import connect_outcome, http_get, wait_for
+from tests.netns.netlib import connect_outcome, http_get, python_cmd, wait_for
 from tests.netns.objects import endpoint, endpoint_slice, service
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
@@ -313,4 +313,54 @@ def test_the_table_check_survives_a_missing_nft_binary(seed: SeedLab, tmp_path: 
     finally:
         seed.lab.stop(seed.agents["node1"], signal.SIGTERM)
         seed.start_agent("node1")
+    assert_still_serving(seed)
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: unreachable
+  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}
+users:
+- name: agent
+  user: {token: not-a-real-token}
+contexts:
+- name: unreachable
+  context: {cluster: unreachable, user: agent}
+current-context: unreachable
+"""
+
+
+def test_an_agent_started_while_the_api_server_is_down_keeps_the_table(
+    seed: SeedLab, tmp_path: Path
+) -> None:
+    """The API server is down (here: nothing listens on its port) when the agent restarts:
+    after its minute of waiting for a first listing it must still not replace the table."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    seed.lab.stop(seed.agents["node2"], signal.SIGTERM)
+    mark = log_size(seed, "node2")
+    command = python_cmd(
+        "-m", "nodeport_lb", "agent", "--node-name", "node2", "--kubeconfig", str(kubeconfig)
+    )
+    api_agent = seed.lab.start(
+        seed.ns("node2"), *command, "--sync-period", "5", log_name="agent-node2.log"
+    )
+    try:
+        wait_for_log(seed, "node2", "list/watch failed", mark)
+        wait_for(
+            lambda: "the table stays as it is" in agent_log(seed, "node2")[mark:],
+            timeout=90,
+            interval=1,
+        )
+        time.sleep(2)  # a sync would have happened by now
+        status, _, body = http_get(seed.ns("client"), NODE2, 31001)
+        assert status == 200 and json.loads(body)["peer"] == CLIENT
+        assert "31001" in seed.nft("node2", "list", "table", "inet", "nodeport-lb")
+        assert "full sync" not in agent_log(seed, "node2")[mark:]
+    finally:
+        seed.lab.stop(api_agent, signal.SIGTERM)
+        seed.start_agent("node2")
+    wait_for(lambda: hcnp(seed, "node2")[0] == 200)
     assert_still_serving(seed)
