@@ -75,7 +75,7 @@ class SeedLab:
                 "10258",
                 "--sync-period",
                 "5",
-                *self.extra_agent_args,
+                *(arg.replace("{node}", node) for arg in self.extra_agent_args),
             ),
             log_name=f"agent-{node}.log",
             env=env,

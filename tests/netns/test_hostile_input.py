@@ -58,6 +58,9 @@ def python_lb(*endpoints: dict) -> list[dict]:
 def seed(seed_lab: SeedLab) -> Iterator[SeedLab]:
     for node in ("node1", "node2"):
         seed_lab.nft(node, "add", "table", "ip", "someone-elses")
+    # as the systemd unit runs it: the last hcnp answers kept for a restart
+    state = seed_lab.lab.workdir / "state-{node}.json"
+    seed_lab.extra_agent_args = ("--state-file", str(state))
     seed_lab.publish(*python_lb())
     for node in ("node1", "node2"):
         seed_lab.start_agent(node)
@@ -130,6 +133,9 @@ def test_an_agent_started_without_its_store_keeps_the_table_it_finds(seed: SeedL
         status, _, body = http_get(seed.ns("client"), NODE2, 31001)
         assert status == 200 and json.loads(body)["peer"] == CLIENT
         assert "31001" in seed.nft("node2", "list", "table", "inet", "nodeport-lb")
+        # the load balancer's check still finds the pod's node (the last run's answers)
+        assert hcnp(seed, "node2")[0] == 200
+        assert hcnp(seed, "node1")[0] == 503
     finally:
         away.rename(store)
     wait_for(lambda: hcnp(seed, "node2")[0] == 200, timeout=5)

@@ -152,6 +152,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "connections it opens from a client's address go back through it",
     )
     parser.add_argument(
+        "--state-file",
+        metavar="FILE",
+        type=Path,
+        help="keep the healthCheckNodePort answers of the last sync here (on a tmpfs such as "
+        "/run): an agent restarted while its source cannot be read answers them again over "
+        "the table it finds (default: off; the systemd unit sets it)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(func=run)
@@ -198,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         agent_check_address=("0.0.0.0", args.agent_check_port) if args.agent_check_port else None,
         node_port_range=args.service_node_port_range,
         sync_period=args.sync_period,
+        state_file=args.state_file,
         load_balancers=tuple(args.load_balancers),
     )
     try:

@@ -15,6 +15,7 @@ serves from that view (agent-check weights, drain, metrics) is the same in both 
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -38,7 +39,7 @@ from nodeport_lb.agent.rules import RuleConfig
 from nodeport_lb.agent.sources import Batch, ChangeQueue, KubeSource, StoreSource
 from nodeport_lb.agent.state import ClusterState
 from nodeport_lb.model import NodePortRange
-from nodeport_lb.store import ManifestStore
+from nodeport_lb.store import ManifestStore, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class AgentConfig:
     conntrack: str = "conntrack"
     # load balancers whose transparent connections' replies go back through them
     load_balancers: tuple[LoadBalancerPeer, ...] = ()
+    # the hcnp answers of the last sync, so a restart without its source answers them again
+    state_file: Path | None = None
 
     @property
     def programs_nodeports(self) -> bool:
@@ -108,13 +111,16 @@ class Agent:
         self._change_trigger_times: list[float] = []
         self._started_at = time.time()
         self._started = time.monotonic()
+        self._restored = False  # serving the last run's hcnp answers until the first sync
+        self._saved_health: object = None
 
     # --- health -------------------------------------------------------------------------
 
     def proxy_health(self) -> ProxyHealth:
         """Unhealthy when a change has waited more than 2 sync periods (kube-proxy's rule)."""
-        # before the first sync, the table is owed since the start
-        started = self._started if not self._last_updated else None
+        # before the first sync, the table is owed since the start (unless the last run's
+        # table and answers are what is served: then the source is what is late)
+        started = self._started if not self._last_updated and not self._restored else None
         owed = [
             t for t in (self.queue.oldest_pending(), self._failing_since, started) if t is not None
         ]
@@ -141,6 +147,7 @@ class Agent:
         if self.return_path is not None:
             # independent of the NodePort rules and of the source: in place before them
             self.return_path.start()
+        self._restore_health()
         self.source.initial_load()
         self.source.start()
         if self.dataplane is not None:
@@ -298,6 +305,51 @@ class Agent:
                 self._hcnp_of[key] = r.health_check_node_port
         hcnp = {port: key for key, port in self._hcnp_of.items()}
         self.health.update_services(self._health, hcnp)
+        self._save_health(hcnp)
+
+    def _save_health(self, hcnp: dict[int, str]) -> None:
+        """The hcnp answers, for a restart that finds its table but not its source."""
+        if self.config.state_file is None:
+            return
+        state = {
+            "hcnp": {str(port): key for port, key in sorted(hcnp.items())},
+            "services": {
+                key: [h.namespace, h.name, h.local_endpoints]
+                for key, h in sorted(self._health.items())
+                if key in hcnp.values()
+            },
+        }
+        if state == self._saved_health:
+            return
+        try:
+            atomic_write_text(self.config.state_file, json.dumps(state), mode=0o600)
+            self._saved_health = state
+        except OSError as exc:
+            log.warning("cannot save the health state to %s: %s", self.config.state_file, exc)
+
+    def _restore_health(self) -> None:
+        """Started without a listing yet, over the table a previous run left: answer the
+        hcnp as that run did, so the load balancers keep sending where the pods are."""
+        path = self.config.state_file
+        if path is None or self.dataplane is None or not table_exists(self.config.nft):
+            return
+        try:
+            state = json.loads(path.read_text())
+            hcnp = {int(port): str(key) for port, key in state["hcnp"].items()}
+            services = {
+                str(key): ServiceHealth(str(ns), str(name), int(count))
+                for key, (ns, name, count) in state["services"].items()
+            }
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("ignoring the health state in %s: %s", path, exc)
+            return
+        self._health = services
+        self._hcnp_of = {key: port for port, key in hcnp.items()}
+        self._restored = True
+        self.health.update_services(services, hcnp)
+        log.info("serving the last run's hcnp answers (%d) until the first sync", len(hcnp))
 
 
 def _ensure_ip_forwarding() -> None:
