@@ -168,8 +168,16 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value shared by two fields twice, never as an anchor and alias: the store's
+    readers refuse aliases, so an object written with one could never be read back."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump_yaml(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+    return yaml.dump(obj, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False)
 
 
 class ManifestStore:

@@ -223,3 +223,20 @@ def test_a_new_port_never_takes_the_hcnp_the_service_holds(tmp_path: Path) -> No
         first["healthCheckNodePort"],
         first["ports"][0]["nodePort"],
     )
+
+
+def test_a_definition_sharing_one_dict_twice_is_stored_readable(tmp_path: Path) -> None:
+    """A playbook's YAML anchor makes the selector and the labels one object: the store must
+    write it out twice, since its readers refuse YAML aliases."""
+    app = {"app": "web"}
+    definition = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "labels": app},
+        "spec": {"type": "NodePort", "selector": app, "ports": [{"port": 80}]},
+    }
+    backend = StoreBackend(str(tmp_path), RANGE)
+    backend.apply(prepare_service(RANGE, definition=definition))
+    contents = backend.store.load()
+    assert contents.errors == []
+    assert backend.get("default", "web")["spec"]["selector"] == {"app": "web"}
