@@ -223,3 +223,11 @@ def test_cluster_ip_and_cluster_policy_services_are_left_alone(store) -> None:
     cluster = service("cluster", policy="Cluster", annotations={})
     running = pods("", {"node1": 1}, labels={"app": "cluster"})
     assert checks(store([plain, cluster, *running, endpoint_slice(cluster, running), *NODES])) == []
+
+
+def test_endpoints_without_pod_objects_get_the_stanza_from_the_selector(store) -> None:
+    svc = service("python-lb", selector={"app": "python"}, annotations={})
+    running = pods("", {"node2": 1}, labels={"app": "python"})
+    [finding] = diagnose(read_manifests(store([svc, endpoint_slice(svc, running)])))
+    assert finding.check == "single-node" and finding.patch is not None
+    assert "app=python" in finding.fix

@@ -16,7 +16,7 @@ from tests.kube.apiserver import FakeApiServer
 from tests.kube.test_kube_backend import closed_port_url, kubeconfig
 
 from .test_checks import ingress_nginx
-from .test_seed_manifests import my_service_cluster
+from .test_published_manifests import my_service_cluster
 
 TOKEN = "doctor-token"
 

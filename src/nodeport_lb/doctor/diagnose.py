@@ -17,7 +17,7 @@ from nodeport_lb.doctor.termination import termination_findings
 from nodeport_lb.model import NodePortRange, Service, apply_defaults
 from nodeport_lb.validation import validate_service
 
-# Seed case: 6 pods on one node, 2 on another. Beyond twice the quietest node's pods, the
+# 6 pods on one node and 2 on another is uneven: beyond twice the quietest node's pods, the
 # per-pod load differs by more than 2x.
 DEFAULT_UNEVEN_RATIO = 2.0
 # Any nodePort a cluster may use: doctor judges Services, not the API server's port range.

@@ -7,7 +7,7 @@ from typing import Any
 from nodeport_lb.doctor.findings import ERROR, WARNING, Finding
 from nodeport_lb.doctor.providers import HealthCheckPlan
 
-SEED_MISTAKE = (
+ALWAYS_PASSES = (
     "the port is open on every node, so the check always passes and nodes without a ready pod "
     "get traffic they drop"
 )
@@ -46,7 +46,7 @@ def judge_plan(label: str, plan: HealthCheckPlan) -> list[Finding]:
                 ERROR,
                 label,
                 "tcp-health-check",
-                f"{said} over TCP: {SEED_MISTAKE}",
+                f"{said} over TCP: {ALWAYS_PASSES}",
                 plan.fix,
                 patch,
             )

@@ -100,7 +100,8 @@ def spread_findings(
     patch = None
     if owned:
         fix = "spread the pods: " + "; ".join(_workload_fix(w) for w in workloads)
-    elif unspread:
+    elif unspread or not workloads:
+        # bare pods, or pods the snapshot does not hold (only their EndpointSlices)
         labels = dict(context.service.selector)
         fix = (
             "run the pods from a Deployment (replicas: 2 or more) whose pod template carries "
