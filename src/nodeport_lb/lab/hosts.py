@@ -114,6 +114,15 @@ def personalise(host: HostPlan, hosts: list[HostPlan]) -> str:
 
 KUBE_PROXY_UNIT = "kube-proxy.service"
 KUBE_PROXY_STAND_IN = Path(__file__).with_name("kube_proxy.py")
+# What the stand-in runs on (a real kube-proxy brings nft in its image): installed on a node
+# that lacks them, from the node's own package sources, before the stand-in is started.
+KUBE_PROXY_PACKAGES = ("nftables", "python3-yaml")
+_KUBE_PROXY_READY = (
+    "command -v nft >/dev/null && python3 -c 'import yaml' 2>/dev/null || "
+    "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+    "--no-install-recommends " + " ".join(KUBE_PROXY_PACKAGES) + " && "
+    f"systemctl reset-failed {KUBE_PROXY_UNIT}; systemctl restart {KUBE_PROXY_UNIT}; }}"
+)
 
 
 def install_kube_proxy(host: HostPlan) -> None:
@@ -134,6 +143,26 @@ def install_kube_proxy(host: HostPlan) -> None:
     wants.parent.mkdir(parents=True, exist_ok=True)
     wants.unlink(missing_ok=True)
     wants.symlink_to(f"/etc/systemd/system/{KUBE_PROXY_UNIT}")
+
+
+def start_kube_proxy(host: HostPlan, nspawn_pid: int | None, timeout: float) -> None:
+    """A node is ready when its kube-proxy answers /healthz on :10256 (what a cluster's
+    node readiness looks at), after its packages are there."""
+    run(exec_args(nspawn_pid, host.name, ["sh", "-c", _KUBE_PROXY_READY]))
+
+    def healthy() -> bool:
+        try:
+            with socket.create_connection((host.address, 10256), timeout=1) as conn:
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n")
+                return conn.recv(64).startswith(b"HTTP/1.1 200 ")
+        except OSError:
+            return False
+
+    if not wait_for(healthy, timeout, interval=0.2):
+        raise LabError(
+            f"{host.name}: the kube-proxy stand-in did not answer /healthz on :10256 within "
+            f"{timeout:.0f}s (`nodeport-lb lab exec {host.name} -- journalctl -u kube-proxy`)"
+        )
 
 
 def start(host: HostPlan, store_path: Path) -> int:

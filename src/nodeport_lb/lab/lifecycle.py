@@ -142,6 +142,13 @@ def _build(
             state.save()
         in_parallel(lambda h: hosts.wait_for_ssh(h, BOOT_TIMEOUT), plan)
         in_parallel(_check_ssh_login, plan)
+    if kube_proxy:
+        with progress.step("waiting for kube-proxy on every node (/healthz on :10256)"):
+            records = {h.name: h for h in state.hosts}
+            in_parallel(
+                lambda h: hosts.start_kube_proxy(h, records[h.name].nspawn_pid, BOOT_TIMEOUT),
+                node_plans,
+            )
     with progress.step(f"inventory {inventory}"):
         write_inventory(state, inventory)
     with progress.step("endpoint controller (EndpointSlices follow Services and pods)"):
