@@ -10,7 +10,6 @@ established connections keep their conntrack NAT bindings throughout.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import subprocess
@@ -46,26 +45,11 @@ class _LibNftables:
         lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         lib.nft_ctx_set_dry_run.argtypes = [ctypes.c_void_p, ctypes.c_bool]
-        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
         self.lib = lib
-        self.ctx = self._new_context()
+        self.ctx = lib.nft_ctx_new(0)
+        lib.nft_ctx_buffer_output(self.ctx)
+        lib.nft_ctx_buffer_error(self.ctx)
         self.lock = threading.Lock()
-
-    def _new_context(self) -> int:
-        ctx = self.lib.nft_ctx_new(0)
-        self.lib.nft_ctx_buffer_output(ctx)
-        self.lib.nft_ctx_buffer_error(ctx)
-        return ctx
-
-    def forget_cache(self) -> None:
-        """A context keeps its copy of the last ruleset it parsed: after a full table of
-        10,000 Services ~50 MB the next change does not use (it fetches the ruleset again).
-        A fresh context drops it; malloc_trim hands the freed heap back to the system."""
-        with self.lock:
-            self.lib.nft_ctx_free(self.ctx)
-            self.ctx = self._new_context()
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
     def run(self, script: str, check_only: bool = False) -> None:
         with self.lock:
@@ -103,12 +87,6 @@ def run_nft(script: str, nft: str = "nft", check_only: bool = False) -> None:
     proc = subprocess.run(command, input=script, capture_output=True, text=True)
     if proc.returncode != 0:
         raise NftError(proc.stderr.strip()[:2000] or f"nft exited {proc.returncode}")
-
-
-def forget_nft_cache() -> None:
-    """After a full sync: drop what libnftables kept of the whole table (see forget_cache)."""
-    if _libnftables is not None:
-        _libnftables.forget_cache()
 
 
 def table_exists(nft: str = "nft") -> bool:
@@ -167,7 +145,6 @@ class Dataplane:
         else:
             applied = dict(desired)
         self._record(applied, set(self.applied) | set(desired))
-        forget_nft_cache()
         return "full"
 
     def _record(self, now: Mapping[str, ServiceRules], keys: set[str]) -> None:
