@@ -53,7 +53,11 @@ def hosts(hostvars: Any, address_var: str = "nodeport_lb_node_address") -> list[
 
 def applied_services(results: Any) -> list[dict[str, Any]]:
     """nodeport_service's loop results -> nodeport_lb_applied_services (deleted ones left out)."""
-    return [applied_service(r["item"], r["service"]) for r in results if r.get("service")]
+    return [
+        applied_service(r["item"], r["service"], r.get("to_be_allocated") or [])
+        for r in results
+        if r.get("service")
+    ]
 
 
 class FilterModule:

@@ -577,6 +577,15 @@ def plan_haproxy(
         namespace, name = _service_identity(service, index)
         key = f"{namespace}/{name}"
         where = f"Service {key}"
+        pending = service.get("to_be_allocated")
+        if pending and isinstance(pending, list | tuple):
+            # check mode on a cluster: the API server picks these ports only when it creates
+            # the Service, so there is nothing true to put in a config yet
+            warnings.append(
+                f"{where}: left out of this plan: the API server allocates "
+                f"{', '.join(map(str, pending))} when the Service is created"
+            )
+            continue
         svc_type = _choice(service.get("type") or "ClusterIP", f"{where}: type", _SERVICE_TYPES)
         local = service.get("external_traffic_policy") == "Local"
         options = LoadBalancerOptions.parse(

@@ -360,3 +360,16 @@ def test_interface_for_reads_ansible_facts() -> None:
     facts["veth_lb1"] = facts.pop("veth-lb1")  # Ansible's fact key for a dashed name
     assert interface_for("10.213.0.240", facts) == ("veth-lb1", "10.213.0.101")
     assert interface_for("192.0.2.1", facts) is None
+
+
+def test_a_service_whose_ports_are_yet_to_be_allocated_is_left_out_with_a_warning() -> None:
+    """Check mode on a cluster: the API server picks the ports when it creates the Service,
+    so the plan has nothing true to configure for it yet."""
+    pending = service(name="new-lb", health_check_node_port=None)
+    pending["to_be_allocated"] = ["spec.healthCheckNodePort"]
+    plan = plan_haproxy([service(), pending], NODES, VIPS)
+    assert [listener.name for listener in plan.listeners] == ["default_python-lb_http"]
+    assert plan.warnings == (
+        "Service default/new-lb: left out of this plan: the API server allocates "
+        "spec.healthCheckNodePort when the Service is created",
+    )

@@ -136,11 +136,17 @@ def service_facts(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def applied_service(item: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
+def applied_service(
+    item: Mapping[str, Any], manifest: Mapping[str, Any], to_be_allocated: Sequence[str] = ()
+) -> dict[str, Any]:
     """A ``nodeport_lb_services`` entry with what the control plane made of it: the shape of
-    ``nodeport_lb_applied_services`` that the load-balancer roles and the verification read."""
+    ``nodeport_lb_applied_services`` that the load-balancer roles and the verification read.
+
+    ``to_be_allocated``: in check mode, the fields the API server has yet to allocate (their
+    ports are not known, so the load-balancer plan leaves the Service out for that run)."""
     svc = Service.from_manifest(manifest)
     return {
+        "to_be_allocated": list(to_be_allocated),
         **item,
         "namespace": svc.namespace,
         "type": svc.type,
