@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeport_lb.agent.endpoints import endpoints_for_port, parse_endpoint_slice
+from nodeport_lb.agent.endpoints import SliceEndpoints, endpoints_for_port, parse_endpoint_slice
 from nodeport_lb.doctor.snapshot import ClusterSnapshot, ObjectRef
 from nodeport_lb.model import Service
 from nodeport_lb.store import object_key
@@ -90,34 +90,66 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
     )
 
 
-def service_context(snapshot: ClusterSnapshot, service: Service) -> ServiceContext:
-    slices = [
-        parsed
-        for obj in snapshot.endpoint_slices
-        if (parsed := parse_endpoint_slice(obj))
-        and parsed.namespace == service.namespace
-        and parsed.service_name == service.name
-    ]
-    selected = [
-        pod
-        for pod in snapshot.pods
-        if object_key(pod).namespace == service.namespace
-        and selector_matches(service.selector, (pod.get("metadata") or {}).get("labels") or {})
-    ]
+@dataclass
+class SnapshotIndex:
+    """The snapshot's slices and pods looked up by Service and namespace, built once: a
+    cluster of thousands of Services must not re-read every slice for each one."""
+
+    slices: dict[tuple[str, str], list[tuple[Mapping[str, Any], SliceEndpoints]]]
+    pods_by_label: dict[tuple[str, str, str], list[Mapping[str, Any]]]  # (ns, key, value)
+    pods_by_name: dict[tuple[str, str], Mapping[str, Any]]
+
+    @classmethod
+    def build(cls, snapshot: ClusterSnapshot) -> SnapshotIndex:
+        index = cls({}, {}, {})
+        for obj in snapshot.endpoint_slices:
+            parsed = parse_endpoint_slice(obj)
+            if parsed:
+                key = (parsed.namespace, parsed.service_name)
+                index.slices.setdefault(key, []).append((obj, parsed))
+        for pod in snapshot.pods:
+            key = object_key(pod)
+            index.pods_by_name[(key.namespace, key.name)] = pod
+            for label, value in ((pod.get("metadata") or {}).get("labels") or {}).items():
+                index.pods_by_label.setdefault((key.namespace, label, value), []).append(pod)
+        return index
+
+    def selected(self, service: Service) -> list[Mapping[str, Any]]:
+        """The pods the Service's selector matches (none without a selector)."""
+        if not service.selector:
+            return []
+        candidates = min(
+            (
+                self.pods_by_label.get((service.namespace, k, v), [])
+                for k, v in service.selector.items()
+            ),
+            key=len,
+        )
+        return [
+            pod
+            for pod in candidates
+            if selector_matches(service.selector, (pod.get("metadata") or {}).get("labels") or {})
+        ]
+
+
+def service_context(index: SnapshotIndex, service: Service) -> ServiceContext:
+    slices = index.slices.get((service.namespace, service.name), [])
     if slices:
+        parsed = [one for _, one in slices]
         addresses: dict[str, set[str]] = {}
         for port in service.ports:
-            for endpoint in endpoints_for_port(slices, port.name, port.protocol):
+            for endpoint in endpoints_for_port(parsed, port.name, port.protocol):
                 if endpoint.ready and endpoint.node_name:
                     addresses.setdefault(endpoint.node_name, set()).add(endpoint.address)
-        names = _target_pod_names(snapshot, service)
-        pods = [p for p in snapshot.pods if (object_key(p).namespace, object_key(p).name) in names]
+        names = _target_pod_names([raw for raw, _ in slices], service.namespace)
+        pods = [index.pods_by_name[name] for name in sorted(names) if name in index.pods_by_name]
         return ServiceContext(
             service,
             {node: len(found) for node, found in sorted(addresses.items())},
-            pods or selected,
+            pods or index.selected(service),
             "EndpointSlices",
         )
+    selected = index.selected(service)
     ready: dict[str, int] = {}
     for pod in selected:
         node = (pod.get("spec") or {}).get("nodeName")
@@ -126,19 +158,13 @@ def service_context(snapshot: ClusterSnapshot, service: Service) -> ServiceConte
     return ServiceContext(service, dict(sorted(ready.items())), selected, "pods")
 
 
-def _target_pod_names(snapshot: ClusterSnapshot, service: Service) -> set[tuple[str, str]]:
+def _target_pod_names(slices: list[Mapping[str, Any]], namespace: str) -> set[tuple[str, str]]:
     names = set()
-    for obj in snapshot.endpoint_slices:
-        parsed = parse_endpoint_slice(obj)
-        if not parsed or (parsed.namespace, parsed.service_name) != (
-            service.namespace,
-            service.name,
-        ):
-            continue
+    for obj in slices:
         for raw in obj.get("endpoints") or []:
             ref = raw.get("targetRef") if isinstance(raw, Mapping) else None
             if isinstance(ref, Mapping) and ref.get("kind") == "Pod" and ref.get("name"):
-                names.add((str(ref.get("namespace") or service.namespace), str(ref["name"])))
+                names.add((str(ref.get("namespace") or namespace), str(ref["name"])))
     return names
 
 

@@ -6,7 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nodeport_lb.doctor.client_address import client_address_findings
-from nodeport_lb.doctor.context import ServiceContext, service_context, workloads_of
+from nodeport_lb.doctor.context import (
+    ServiceContext,
+    SnapshotIndex,
+    service_context,
+    workloads_of,
+)
 from nodeport_lb.doctor.findings import ERROR, Finding, sort_findings
 from nodeport_lb.doctor.health_check import judge_plan
 from nodeport_lb.doctor.probe import node_addresses, probe_findings
@@ -66,6 +71,7 @@ def diagnose(snapshot: ClusterSnapshot, options: DoctorOptions | None = None) ->
         for problem in (snapshot.set_aside if options.only is None else [])
     ]
     addresses = node_addresses(snapshot.nodes, options.node_addresses) if options.probe else {}
+    index = SnapshotIndex.build(snapshot)
     for manifest in snapshot.services:
         service, problems = _service(manifest)
         if service is None:
@@ -74,7 +80,7 @@ def diagnose(snapshot: ClusterSnapshot, options: DoctorOptions | None = None) ->
         if options.only is not None and service.key not in options.only:
             continue
         try:
-            findings += service_findings(snapshot, service, options, addresses)
+            findings += service_findings(snapshot, index, service, options, addresses)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # an object around this Service has a shape doctor did not foresee: report it
             # alone and judge the other Services
@@ -110,13 +116,14 @@ def _service(manifest: dict) -> tuple[Service | None, list[Finding]]:
 
 def service_findings(
     snapshot: ClusterSnapshot,
+    index: SnapshotIndex,
     service: Service,
     options: DoctorOptions,
     addresses: Mapping[str, str],
 ) -> list[Finding]:
     if service.type not in ("NodePort", "LoadBalancer"):
         return []
-    context = service_context(snapshot, service)
+    context = service_context(index, service)
     if not service.is_local:
         return client_address_findings(context, snapshot.config_maps)
     findings: list[Finding] = []

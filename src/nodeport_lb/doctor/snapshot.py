@@ -74,13 +74,6 @@ class ClusterSnapshot:
                 snapshot.config_maps[(key.namespace, key.name)] = item
         return snapshot
 
-    def pod(self, namespace: str, name: str) -> dict[str, Any] | None:
-        for pod in self.pods:
-            key = object_key(pod)
-            if key.namespace == namespace and key.name == name:
-                return pod
-        return None
-
 
 # Fields doctor reads that must be objects (mappings) when present; lists of objects likewise.
 _MAPPINGS = (
