@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nodeport_lb.defaults import DEFAULT_NODE_PORT_RANGE
 from nodeport_lb.model import NodePortRange
 from nodeport_lb.services import ServiceBackend
 from nodeport_lb.services.store_backend import StoreBackend
@@ -31,7 +32,7 @@ STORE_ARGUMENT_SPEC: dict[str, Any] = {
             "client_key": {"type": "path"},
         },
     },
-    "service_node_port_range": {"type": "str", "default": "30000-32767"},
+    "service_node_port_range": {"type": "str", "default": DEFAULT_NODE_PORT_RANGE},
 }
 
 

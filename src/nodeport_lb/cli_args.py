@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange
+from nodeport_lb.defaults import DEFAULT_NODE_PORT_RANGE
+from nodeport_lb.model import NodePortRange
 from nodeport_lb.validation import DEFAULT_SERVICE_IP_FAMILIES, IP_FAMILIES
 
 
@@ -15,13 +16,17 @@ def node_port_range_arg(text: str) -> NodePortRange:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_node_port_range_option(parser: argparse.ArgumentParser, purpose: str) -> None:
-    """``--service-node-port-range LOW-HIGH``, named and defaulted as on the API server."""
+def add_node_port_range_option(
+    parser: argparse.ArgumentParser, purpose: str, aliases: tuple[str, ...] = ()
+) -> None:
+    """``--service-node-port-range LOW-HIGH``, named and defaulted as on the API server;
+    ``aliases`` keep an older spelling of the flag working."""
     parser.add_argument(
         "--service-node-port-range",
+        *aliases,
         metavar="LOW-HIGH",
         type=node_port_range_arg,
-        default=NodePortRange.parse(DEFAULT_NODE_PORT_RANGE),
+        default=NodePortRange(),
         help=f"the API server's node port range, {purpose} (default: {DEFAULT_NODE_PORT_RANGE})",
     )
 

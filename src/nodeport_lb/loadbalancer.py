@@ -12,7 +12,7 @@ Health checks follow what cloud controllers do for ``externalTrafficPolicy``:
 - Local: HTTP ``GET /`` on the node's healthCheckNodePort, healthy only on ``200`` (kube-proxy
   answers 503 where the node has no local ready pod). A TCP check is refused: the hcnp is open
   on every node, so it would always pass and send traffic to nodes that drop it.
-- Cluster: HTTP ``GET /healthz`` on the node proxy's healthz port (10256), as kube-proxy.
+- Cluster: HTTP ``GET /healthz`` on the node proxy's healthz port, as kube-proxy.
 
 How the pods learn the client's address (``load_balancer.client_address``):
 
@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from nodeport_lb.defaults import AGENT_CHECK_PORT, PROXY_HEALTHZ_PORT
 from nodeport_lb.validation.names import is_dns1035_label, is_dns1123_label
 
 
@@ -225,8 +226,8 @@ class HAProxySettings:
     # None: HAProxy sizes maxconn to the file-descriptor limit it gets (a fixed value above
     # what the host's hard limit allows makes HAProxy refuse to start)
     maxconn: int | None = None
-    healthz_port: int = 10256
-    agent_check_port: int = 10257
+    healthz_port: int = PROXY_HEALTHZ_PORT
+    agent_check_port: int = AGENT_CHECK_PORT
     agent_inter: str = "2s"
     stats_socket: str = "/run/haproxy/admin.sock"
     log: str = "/dev/log local0"

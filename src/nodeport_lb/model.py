@@ -16,9 +16,13 @@ from typing import Any
 
 import yaml
 
+from nodeport_lb.defaults import (
+    DEFAULT_NODE_PORT_HIGH,
+    DEFAULT_NODE_PORT_LOW,
+    DEFAULT_NODE_PORT_RANGE,
+)
 from nodeport_lb.templating import render_template
 
-DEFAULT_NODE_PORT_RANGE = "30000-32767"
 DEFAULT_CLIENT_IP_AFFINITY_SECONDS = 10800
 MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
 
@@ -27,15 +31,16 @@ MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
 class NodePortRange:
     """The API server's ``--service-node-port-range`` (inclusive on both ends)."""
 
-    low: int = 30000
-    high: int = 32767
+    low: int = DEFAULT_NODE_PORT_LOW
+    high: int = DEFAULT_NODE_PORT_HIGH
 
     @classmethod
     def parse(cls, text: str) -> NodePortRange:
         match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text or "")
         if not match:
             raise ValueError(
-                f"invalid node port range {text!r}: expected LOW-HIGH, e.g. 30000-32767"
+                f"invalid node port range {text!r}: expected LOW-HIGH, "
+                f"e.g. {DEFAULT_NODE_PORT_RANGE}"
             )
         low, high = int(match[1]), int(match[2])
         if not 1 <= low <= high <= 65535:

@@ -9,6 +9,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE
+from nodeport_lb.defaults import (
+    AGENT_CHECK_PORT,
+    DEFAULT_HEALTHZ_ADDRESS,
+    DEFAULT_NODE_PORT_RANGE,
+    address_text,
+)
 from nodeport_lb.loadbalancer import PlanError
 from nodeport_lb.model import NodePortRange
 
@@ -33,10 +39,10 @@ def agent_arguments(
     manifests: str = "",
     kubeconfig: str = "",
     nodeport_addresses: Iterable[str] = (),
-    healthz_bind_address: str = "0.0.0.0:10256",
+    healthz_bind_address: str = address_text(DEFAULT_HEALTHZ_ADDRESS),
     metrics_bind_address: str = "",
-    agent_check_port: int = 10257,
-    service_node_port_range: str = "30000-32767",
+    agent_check_port: int = AGENT_CHECK_PORT,
+    service_node_port_range: str = DEFAULT_NODE_PORT_RANGE,
     extra_args: Iterable[str] = (),
 ) -> list[str]:
     """Arguments after `nodeport-lb agent`; PlanError names the bad variable."""

@@ -11,20 +11,32 @@ from pathlib import Path
 
 from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE, dataplane_signs
 from nodeport_lb.cli_args import add_node_port_range_option
+from nodeport_lb.defaults import (
+    AGENT_CHECK_PORT,
+    COMPANION_METRICS_ADDRESS,
+    COMPANION_METRICS_PORT,
+    DEFAULT_HEALTHZ_ADDRESS,
+    DEFAULT_METRICS_ADDRESS,
+    PROXY_HEALTHZ_PORT,
+    address_text,
+)
 
-DEFAULT_HEALTHZ_ADDRESS = ("0.0.0.0", 10256)
 # kube-proxy's metrics address; beside kube-proxy (which holds it) the agent takes another
-DEFAULT_METRICS_ADDRESS = {STANDALONE: ("127.0.0.1", 10249), COMPANION: ("127.0.0.1", 10263)}
+METRICS_ADDRESS_BY_MODE = {
+    STANDALONE: DEFAULT_METRICS_ADDRESS,
+    COMPANION: COMPANION_METRICS_ADDRESS,
+}
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Run the node proxy agent in the foreground, logging to stderr.
 
 Two modes, one per node:
 
   companion   beside kube-proxy (or another dataplane that serves nodePorts and
               healthCheckNodePorts): the agent programs no rules and opens no
-              healthCheckNodePort or :10256 listener; it answers HAProxy agent-checks with
-              the node's weight (its local ready endpoints, or drain) and serves metrics.
+              healthCheckNodePort or :{PROXY_HEALTHZ_PORT} listener; it answers HAProxy
+              agent-checks with the node's weight (its local ready endpoints, or drain)
+              and serves metrics.
               The normal case on a Kubernetes cluster.
   standalone  on nodes without kube-proxy (hosts without a cluster, the lab): the agent is
               the dataplane. It programs kube-proxy-compatible NodePort rules in its own
@@ -50,10 +62,11 @@ Objects come from a manifest store directory (--manifests, changes picked up wit
 100 ms) or from the Kubernetes API (--kubeconfig). Stopping or killing the agent leaves
 the rules in place so traffic keeps flowing; a restart reconciles them."""
 
-EPILOG = """\
+_METRICS = address_text(DEFAULT_METRICS_ADDRESS)
+EPILOG = f"""\
 examples:
   nodeport-lb agent --mode companion --kubeconfig /etc/nodeport-lb/kubeconfig \\
-      --agent-check-port 10257                # beside kube-proxy
+      --agent-check-port {AGENT_CHECK_PORT}                # beside kube-proxy
   nodeport-lb agent --node-name node1 --manifests /etc/nodeport-lb/manifests
   nodeport-lb agent --node-name "$(hostname)" --kubeconfig /etc/nodeport-lb/kubeconfig \\
       --nodeport-addresses 192.0.2.0/24 --agent-check-port 10258
@@ -61,7 +74,8 @@ examples:
       --load-balancer lb1,52:54:00:aa:bb:01,192.0.2.101 \
       --load-balancer lb2,52:54:00:aa:bb:02,192.0.2.102
   curl -s http://NODE:HCNP/                  # what a load balancer's health check sees
-  curl -s http://127.0.0.1:10249/metrics     # Prometheus metrics (10263 in companion mode):
+  curl -s http://{_METRICS}/metrics     # Prometheus metrics ({COMPANION_METRICS_PORT} in
+                                             # companion mode):
                                              # kube-proxy's names where they mean the same
                                              # (kubeproxy_sync_proxy_rules_*,
                                              # kubeproxy_network_programming_duration_seconds),
@@ -113,16 +127,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="ADDR:PORT",
         type=_address,
         default=None,
-        help="/healthz and /livez (default: 0.0.0.0:10256 in standalone mode, none in "
-        "companion mode, where kube-proxy holds that port)",
+        help=f"/healthz and /livez (default: {address_text(DEFAULT_HEALTHZ_ADDRESS)} in standalone "
+        "mode, none in companion mode, where kube-proxy holds that port)",
     )
     parser.add_argument(
         "--metrics-bind-address",
         metavar="ADDR:PORT",
         type=_address,
         default=None,
-        help="Prometheus /metrics (default: 127.0.0.1:10249 in standalone mode, kube-proxy's "
-        "address; 127.0.0.1:10263 in companion mode)",
+        help=f"Prometheus /metrics (default: {address_text(DEFAULT_METRICS_ADDRESS)} in standalone "
+        f"mode, kube-proxy's address; {address_text(COMPANION_METRICS_ADDRESS)} in companion mode)",
     )
     parser.add_argument(
         "--agent-check-port",
@@ -202,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         nodeport_cidrs=args.nodeport_addresses,
         mode=args.mode,
         healthz_address=healthz,
-        metrics_address=args.metrics_bind_address or DEFAULT_METRICS_ADDRESS[args.mode],
+        metrics_address=args.metrics_bind_address or METRICS_ADDRESS_BY_MODE[args.mode],
         agent_check_address=("0.0.0.0", args.agent_check_port) if args.agent_check_port else None,
         node_port_range=args.service_node_port_range,
         sync_period=args.sync_period,

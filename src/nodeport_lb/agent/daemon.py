@@ -9,8 +9,8 @@ replaced again, and every sync period the agent checks that its table is still t
 may have flushed the ruleset) and restores it if not.
 
 In companion mode another dataplane (kube-proxy) owns the nodePorts: the agent keeps the same
-view of the cluster but has no table, no healthCheckNodePort listeners and no :10256; what it
-serves from that view (agent-check weights, drain, metrics) is the same in both modes.
+view of the cluster but has no table, no healthCheckNodePort listeners and no proxy /healthz;
+what it serves from that view (agent-check weights, drain, metrics) is the same in both modes.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from nodeport_lb.agent.return_path import LoadBalancerPeer, ReturnPath
 from nodeport_lb.agent.rules import RuleConfig
 from nodeport_lb.agent.sources import Batch, ChangeQueue, KubeSource, StoreSource
 from nodeport_lb.agent.state import ClusterState
+from nodeport_lb.defaults import DEFAULT_HEALTHZ_ADDRESS, DEFAULT_METRICS_ADDRESS
 from nodeport_lb.model import NodePortRange
 from nodeport_lb.store import ManifestStore, atomic_write_text
 
@@ -53,8 +54,8 @@ class AgentConfig:
     kubeconfig: str | None
     nodeport_cidrs: tuple[str, ...] = ()
     mode: str = STANDALONE
-    healthz_address: tuple[str, int] | None = ("0.0.0.0", 10256)
-    metrics_address: tuple[str, int] | None = ("127.0.0.1", 10249)
+    healthz_address: tuple[str, int] | None = DEFAULT_HEALTHZ_ADDRESS
+    metrics_address: tuple[str, int] | None = DEFAULT_METRICS_ADDRESS
     agent_check_address: tuple[str, int] | None = None
     node_port_range: NodePortRange = field(default_factory=NodePortRange)
     sync_period: float = 30.0

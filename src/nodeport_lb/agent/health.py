@@ -89,7 +89,7 @@ class ProxyHealth:
 
 
 def proxy_health_response(path: str, health: ProxyHealth, now: float) -> HttpResponse:
-    """/healthz (node drain counts) and /livez (it does not), as kube-proxy's :10256."""
+    """/healthz (node drain counts) and /livez (it does not), as kube-proxy's healthz port."""
     route = path.split("?", 1)[0]
     if route not in ("/healthz", "/livez"):
         return HttpResponse(404, (("Content-Type", "text/plain"),), b"404 page not found\n")

@@ -4,7 +4,7 @@ proxy that does kube-proxy's job).
 The agent's two modes follow from it:
 
 - *standalone*: nothing else serves nodePorts here, so the agent programs the NodePort rules
-  and answers the healthCheckNodePorts and :10256 itself;
+  and answers the healthCheckNodePorts and kube-proxy's /healthz itself;
 - *companion*: kube-proxy (or a replacement such as an eBPF dataplane) already does, so the
   agent only adds what it does not: agent-check weights, drain, metrics.
 
@@ -19,11 +19,11 @@ import os
 import subprocess
 from pathlib import Path
 
+from nodeport_lb.defaults import PROXY_HEALTHZ_PORT
+
 STANDALONE = "standalone"
 COMPANION = "companion"
 MODES = (STANDALONE, COMPANION)
-# kube-proxy's /healthz and /livez port: whoever holds it is the node's service proxy
-PROXY_HEALTHZ_PORT = 10256
 _TCP_LISTEN = "0A"
 
 
@@ -123,7 +123,7 @@ def _listener_owner(port: int, proc: Path) -> tuple[str, int] | None:
 
 
 def _is_our_agent(holder: tuple[str, int], proc: Path) -> bool:
-    """The agent in standalone mode holds :10256 itself: that is not another dataplane."""
+    """The agent in standalone mode holds the proxy healthz port itself: not another dataplane."""
     _name, pid = holder
     try:
         argv = (proc / str(pid) / "cmdline").read_bytes().split(b"\0")

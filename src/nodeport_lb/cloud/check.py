@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodeport_lb.cloud import CloudError
-from nodeport_lb.cloud.render import PROXY_HEALTHZ_PORT, select_port
+from nodeport_lb.cloud.render import select_port
+from nodeport_lb.defaults import DEFAULT_NODE_PORT_RANGE, PROXY_HEALTHZ_PORT
 from nodeport_lb.model import Service, ServicePort
 
 STAND_IN = "terraform_data"
@@ -211,7 +212,7 @@ def check_inventory_host(host_vars: Mapping[str, Any]) -> list[str]:
         if not (manifests or kubeconfig):
             raise CloudError("nodeport_lb_store has neither path nor kubeconfig to read it from")
         node_port_range = parse_range(
-            str(host_vars.get("nodeport_lb_cloud_node_port_range") or "30000-32767")
+            str(host_vars.get("nodeport_lb_cloud_node_port_range") or DEFAULT_NODE_PORT_RANGE)
         )
         try:
             service: Service | None = load_service(

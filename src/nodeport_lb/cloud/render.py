@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodeport_lb.cloud import CloudError
-from nodeport_lb.model import DEFAULT_NODE_PORT_RANGE, NodePortRange, Service, ServicePort
+from nodeport_lb.defaults import DEFAULT_NODE_PORT_RANGE, PROXY_HEALTHZ_PATH, PROXY_HEALTHZ_PORT
+from nodeport_lb.model import NodePortRange, Service, ServicePort
 
-# kube-proxy's (and the node agent's) /healthz: cloud controllers check it for Cluster Services,
-# where any healthy node may take traffic.
-PROXY_HEALTHZ_PORT = 10256
-PROXY_HEALTHZ_PATH = "/healthz"
 HEALTHCHECK_MODES = ("http", "https", "tcp")
 
 TCP_REFUSED = (
@@ -95,7 +92,7 @@ def render_variables(provider: str, service: Service, options: RenderOptions) ->
     if port.node_port not in node_port_range:
         raise CloudError(
             f"{_ref(service)} nodePort {port.node_port} is outside the node port range "
-            f"{options.node_port_range} (--node-port-range)"
+            f"{options.node_port_range} (--service-node-port-range)"
         )
     mode = options.healthcheck_mode
     if mode not in HEALTHCHECK_MODES:
@@ -144,7 +141,7 @@ def _local_healthcheck_port(
     if hcnp not in node_port_range:
         raise CloudError(
             f"{_ref(service)} healthCheckNodePort {hcnp} is outside the node port range "
-            f"{options.node_port_range} (--node-port-range)"
+            f"{options.node_port_range} (--service-node-port-range)"
         )
     return hcnp
 

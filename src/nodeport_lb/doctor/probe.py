@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nodeport_lb.defaults import PROXY_HEALTHZ_PORT
 from nodeport_lb.doctor.context import ServiceContext
 from nodeport_lb.doctor.findings import ERROR, WARNING, Finding
 
@@ -91,7 +92,7 @@ def probe_findings(
                 f"{address}:{hcnp} (the healthCheckNodePort of {context.label}), but the "
                 f"EndpointSlices list {expected} ready endpoint(s) on {node}",
                 f"look at kube-proxy (or the nodeport-lb agent) on {node}: its /healthz on "
-                ":10256 and its log; the load balancer follows this wrong answer",
+                f":{PROXY_HEALTHZ_PORT} and its log; the load balancer follows this wrong answer",
             )
         )
     return findings

@@ -70,7 +70,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="play a cluster with kube-proxy: every node runs a STAND-IN for kube-proxy "
         "(kube-proxy.service: table ip kube-proxy with the NodePort rules, the "
-        "healthCheckNodePorts, /healthz on :10256), since the real binary cannot be installed "
+        "healthCheckNodePorts, kube-proxy's /healthz), since the real binary cannot be installed "
         "here; site.yml then runs the agent in companion mode",
     )
     up.set_defaults(func=_up)

@@ -301,7 +301,7 @@ def status_table(state: LabState | None = None) -> str:
             "kube-proxy: a STAND-IN on every node, not the real kube-proxy (which cannot be "
             "installed here):",
             "  kube-proxy.service (nodeport_lb/lab/kube_proxy.py): table ip kube-proxy with "
-            "the NodePort rules, healthCheckNodePorts, /healthz on :10256",
+            "the NodePort rules, healthCheckNodePorts, /healthz on kube-proxy's port",
         ]
     lines += ["", f"VIPs: {' '.join(data['vips'])}", ""]
     lines.append(f"{'POD':<20} {'NODE':<8} {'ADDRESS':<15} {'PHASE':<12} SERVICE")
