@@ -7,12 +7,8 @@ user's service items combined with the allocated ``ports``/``node_ports`` and
 tunables. Every user-given value is validated; a bad one raises ``PlanError`` whose message
 says which variable is wrong and why, before any file is rendered.
 
-Health checks follow what cloud controllers do for ``externalTrafficPolicy``:
-
-- Local: HTTP ``GET /`` on the node's healthCheckNodePort, healthy only on ``200`` (kube-proxy
-  answers 503 where the node has no local ready pod). A TCP check is refused: the hcnp is open
-  on every node, so it would always pass and send traffic to nodes that drop it.
-- Cluster: HTTP ``GET /healthz`` on the node proxy's healthz port, as kube-proxy.
+Health checks are those of ``nodeport_lb.health_check`` (as cloud controllers do: HTTP on the
+healthCheckNodePort for externalTrafficPolicy Local, the node proxy's /healthz for Cluster).
 
 How the pods learn the client's address (``load_balancer.client_address``):
 
@@ -38,19 +34,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from nodeport_lb.defaults import AGENT_CHECK_PORT, PROXY_HEALTHZ_PORT
+from nodeport_lb.health_check import HEALTHY_STATUS, HealthCheckError, service_health_check
 from nodeport_lb.validation.names import is_dns1035_label, is_dns1123_label
 
 
 class PlanError(ValueError):
     """A user-given value the load balancers cannot be built from (message says why)."""
 
-
-TCP_CHECK_ON_LOCAL = (
-    "{where}: a TCP health check cannot be used for externalTrafficPolicy: Local. The "
-    "healthCheckNodePort ({hcnp}) is open on every node, so a TCP check always passes and "
-    "traffic goes to nodes without a local pod, which drop it. Use healthcheck: http (the "
-    "default): kube-proxy/the node agent answers 200 only where the node has a ready pod."
-)
 
 _TIME = re.compile(r"^[0-9]+(us|ms|s|m|h|d)?$")
 _ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9._/@+-]*")
@@ -603,14 +593,18 @@ def plan_haproxy(
             raise PlanError(f"{where}: type {svc_type} has no nodePorts to balance")
         hcnp = service.get("health_check_node_port") or 0
         hcnp = _int(hcnp, f"{where}: health_check_node_port", 1, 65535) if hcnp else 0
-        if local and options.healthcheck == "tcp":
-            raise PlanError(TCP_CHECK_ON_LOCAL.format(where=where, hcnp=hcnp or "hcnp"))
-        if local and not hcnp:
-            raise PlanError(
-                f"{where}: externalTrafficPolicy: Local needs the healthCheckNodePort to tell "
-                "which nodes have pods, and only type LoadBalancer gets one: make the "
-                f"Service type LoadBalancer (it is {svc_type})"
+        try:
+            health_check = service_health_check(
+                where,
+                local=local,
+                health_check_node_port=hcnp,
+                protocol=options.healthcheck,
+                fix="load_balancer.healthcheck: http (the default)",
+                service_type=svc_type,
+                healthz_port=config.healthz_port,
             )
+        except HealthCheckError as exc:
+            raise PlanError(str(exc)) from None
         vip = options.vip or vip_list[0]
         if vip not in vip_list:
             raise PlanError(
@@ -621,14 +615,17 @@ def plan_haproxy(
         backend_options: list[str] = []
         if balance in _HASHED:
             backend_options.append("hash-type consistent")
-        if local:
-            backend_options += ["option httpchk GET /", "http-check expect status 200"]
-            check = f"http GET / on hcnp {hcnp}, 200 = node has a ready local pod"
-            check_options = f"check port {hcnp}"
-        elif options.healthcheck == "http":
-            backend_options += ["option httpchk GET /healthz", "http-check expect status 200"]
-            check = f"http GET /healthz on {config.healthz_port} (node proxy healthy)"
-            check_options = f"check port {config.healthz_port}"
+        if health_check.is_http:
+            backend_options += [
+                f"option httpchk GET {health_check.path}",
+                f"http-check expect status {HEALTHY_STATUS}",
+            ]
+            check = (
+                f"http GET {health_check.path} on hcnp {hcnp}, 200 = node has a ready local pod"
+                if health_check.on_hcnp
+                else f"http GET {health_check.path} on {health_check.port} (node proxy healthy)"
+            )
+            check_options = f"check port {health_check.port}"
         else:
             check = "tcp connect to the nodePort"
             check_options = "check"

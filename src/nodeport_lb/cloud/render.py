@@ -14,18 +14,10 @@ from typing import Any
 
 from nodeport_lb.cloud import CloudError
 from nodeport_lb.defaults import DEFAULT_NODE_PORT_RANGE, PROXY_HEALTHZ_PATH, PROXY_HEALTHZ_PORT
+from nodeport_lb.health_check import HealthCheckError, service_health_check
 from nodeport_lb.model import NodePortRange, Service, ServicePort
 
 HEALTHCHECK_MODES = ("http", "https", "tcp")
-
-TCP_REFUSED = (
-    "refusing a tcp health check for {service}: it has externalTrafficPolicy: Local.\n"
-    "Its healthCheckNodePort {hcnp} is open on every node, whether or not the node runs a pod of "
-    "the Service, so a TCP check always passes: the load balancer would keep sending traffic to "
-    "nodes that drop it. Only the HTTP status says which nodes have local endpoints (kube-proxy "
-    "answers 200 with localEndpoints >= 1, 503 with none). This is the mistake of the seed "
-    "article, and the default of Exoscale's cloud controller. Use --healthcheck-mode http."
-)
 
 
 @dataclass(frozen=True)
@@ -83,29 +75,34 @@ class RenderOptions:
 def render_variables(provider: str, service: Service, options: RenderOptions) -> dict[str, Any]:
     spec = PROVIDERS[provider]
     port = select_port(service, options.port_name)
-    node_port_range = parse_range(options.node_port_range)
     if not port.node_port:
         raise CloudError(
             f"{_ref(service)} port {port.port} has no nodePort: a cloud load balancer forwards to "
             "a nodePort, so the Service must be of type NodePort or LoadBalancer"
         )
-    if port.node_port not in node_port_range:
-        raise CloudError(
-            f"{_ref(service)} nodePort {port.node_port} is outside the node port range "
-            f"{options.node_port_range} (--service-node-port-range)"
-        )
+    _in_range(port.node_port, "nodePort", service, options)
     mode = options.healthcheck_mode
     if mode not in HEALTHCHECK_MODES:
         raise CloudError(
             f"--healthcheck-mode {mode!r}: expected one of {', '.join(HEALTHCHECK_MODES)}"
         )
 
+    try:
+        check = service_health_check(
+            _ref(service),
+            local=service.is_local,
+            health_check_node_port=service.health_check_node_port or 0,
+            protocol=mode,
+            fix="--healthcheck-mode http",
+        )
+    except HealthCheckError as exc:
+        raise CloudError(str(exc)) from None
     path: dict[str, Any] = {}
-    if service.external_traffic_policy == "Local":
-        healthcheck_port = _local_healthcheck_port(service, mode, node_port_range, options)
+    if check.on_hcnp:
+        healthcheck_port = _in_range(check.port, "healthCheckNodePort", service, options)
     else:
-        # Cluster: every node forwards anywhere, so a node is fit when its proxy is healthy.
-        healthcheck_port = PROXY_HEALTHZ_PORT
+        # A cloud module names its check's port even for TCP: the node proxy's, as for HTTP.
+        healthcheck_port = PROXY_HEALTHZ_PORT if check.port is None else check.port
         path = {spec.local_path_var: PROXY_HEALTHZ_PATH}
     variables: dict[str, Any] = {
         "name": resource_name(service, port, spec.name_limit),
@@ -125,25 +122,14 @@ def render_variables(provider: str, service: Service, options: RenderOptions) ->
     return variables
 
 
-def _local_healthcheck_port(
-    service: Service, mode: str, node_port_range: NodePortRange, options: RenderOptions
-) -> int:
-    hcnp = service.health_check_node_port
-    if not hcnp:
+def _in_range(port: int | None, what: str, service: Service, options: RenderOptions) -> int:
+    assert port is not None  # only called with a port the Service has
+    if port not in parse_range(options.node_port_range):
         raise CloudError(
-            f"{_ref(service)} has externalTrafficPolicy: Local but no healthCheckNodePort, "
-            "so nothing tells which nodes have a local pod (the API allocates one only for "
-            "type LoadBalancer). Make it type LoadBalancer, or use externalTrafficPolicy: "
-            "Cluster."
-        )
-    if mode == "tcp":
-        raise CloudError(TCP_REFUSED.format(service=_ref(service), hcnp=hcnp))
-    if hcnp not in node_port_range:
-        raise CloudError(
-            f"{_ref(service)} healthCheckNodePort {hcnp} is outside the node port range "
+            f"{_ref(service)} {what} {port} is outside the node port range "
             f"{options.node_port_range} (--service-node-port-range)"
         )
-    return hcnp
+    return port
 
 
 def select_port(service: Service, port_name: str | None) -> ServicePort:
