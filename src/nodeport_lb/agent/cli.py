@@ -20,6 +20,7 @@ from nodeport_lb.defaults import (
     PROXY_HEALTHZ_PORT,
     address_text,
 )
+from nodeport_lb.services.base import BackendUnavailable
 
 # kube-proxy's metrics address; beside kube-proxy (which holds it) the agent takes another
 METRICS_ADDRESS_BY_MODE = {
@@ -226,8 +227,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         agent = Agent(config)
         return agent.run()
-    except ValueError as exc:  # e.g. two --load-balancer with the same address
-        print(f"nodeport-lb agent: {exc}", file=sys.stderr)
+    except (ValueError, BackendUnavailable) as exc:  # two --load-balancer with one address,
+        print(f"nodeport-lb agent: {exc}", file=sys.stderr)  # an unusable --kubeconfig
         return 2
     except OSError as exc:
         print(

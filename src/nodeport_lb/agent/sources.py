@@ -321,10 +321,11 @@ class KubeSource:
     def __init__(
         self, kubeconfig: str, node_name: str, queue: ChangeQueue, metrics: AgentMetrics
     ) -> None:
-        from kubernetes import config as kube_config  # imported here: slow, and store-only
-        # hosts never need it
+        # imported here: the kubernetes client is slow to import, and store-only hosts never
+        # need it
+        from nodeport_lb.kube_client import KubeSettings, new_api_client
 
-        self.api = kube_config.new_client_from_config(config_file=kubeconfig)
+        self.api = new_api_client(KubeSettings.resolve({"kubeconfig": kubeconfig}))
         self.queue = queue
         self.metrics = metrics
         self.resources = watched_resources(node_name)

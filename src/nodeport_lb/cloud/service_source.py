@@ -99,13 +99,15 @@ def _read_from_store(path: Path, namespace: str, name: str) -> RawService | None
 
 def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> RawService | None:
     # Imported here: the kubernetes client is slow to import and only this path needs it.
-    from kubernetes import client, config
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
     from urllib3.exceptions import HTTPError
 
+    from nodeport_lb.kube_client import KubeSettings, new_api_client
+    from nodeport_lb.services.base import BackendUnavailable
+
     try:
-        api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        api_client = new_api_client(KubeSettings.resolve({"kubeconfig": str(kubeconfig)}))
         # The raw JSON, not the client's typed model: the object is validated here, by the
         # project's rules, and a malformed one is reported rather than crashing the reader.
         response = client.CoreV1Api(api_client).read_namespaced_service(
@@ -120,7 +122,7 @@ def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> RawService | 
         raise CloudError(f"reading Service {namespace}/{name}: {exc}") from exc
     except ValueError as exc:
         raise CloudError(f"reading Service {namespace}/{name}: not JSON ({exc})") from exc
-    except (ConfigException, OSError, yaml.YAMLError) as exc:
+    except (BackendUnavailable, OSError, yaml.YAMLError) as exc:
         message = " ".join(str(exc).split())
         raise CloudError(f"--kubeconfig {kubeconfig}: {message}", exit_code=2) from exc
     # the API server sends apiVersion and kind; a stand-in or proxy might not

@@ -140,8 +140,9 @@ def read_kubernetes(
     from nodeport_lb.doctor.client_address import config_maps_named_by
 
     try:
+        from nodeport_lb.kube_client import KubeSettings
         from nodeport_lb.services.base import BackendError
-        from nodeport_lb.services.kube_backend import KubernetesBackend, KubeSettings
+        from nodeport_lb.services.kube_backend import KubernetesBackend
     except ImportError as exc:
         raise SourceUnreadable(
             f"the Kubernetes client is not installed ({exc}): pip install 'nodeport-lb[kube]'"
