@@ -142,7 +142,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: The seed article's LoadBalancer Service, eTP Local, in the lab's manifest store
+- name: A LoadBalancer Service with externalTrafficPolicy Local, in the lab's manifest store
   nodeport_lb.core.nodeport_service:
     store: "{{ nodeport_lb_store }}"
     name: python-lb

@@ -309,8 +309,9 @@ class StoreChanges:
 class IncrementalStoreReader:
     """Reads a store again re-parsing only files whose (inode, size, mtime) changed.
 
-    A file that stops parsing keeps contributing its last good objects (design.md §3.2: bad
-    input never removes working state); its objects go away only when the file is deleted.
+    A file that stops parsing keeps contributing its last good objects (bad input never
+    removes working state: the rules made from it keep serving); its objects go away only
+    when the file is deleted.
     When two files hold the same object, the last file in name order wins, as in ``load()``.
     """
 
@@ -430,7 +431,3 @@ def _mentions(path: Path, text: str) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False)

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO / "terraform"
 
 SEED_SERVICE = {
-    # The seed article's python-lb Service, with the hcnp the API allocated there.
+    # The example python-lb Service, with the hcnp the API allocated there.
     "apiVersion": "v1",
     "kind": "Service",
     "metadata": {"name": "python-lb", "namespace": "default"},
@@ -87,7 +87,7 @@ def cloud_cli(offline_terraform, capfd):
 
 
 def exoscale_args(store: Path, workdir: Path) -> list[str]:
-    """The seed's Service on the offline stand-in of exoscale-nlb."""
+    """The example Service on the offline stand-in of exoscale-nlb."""
     return [
         "--provider", "exoscale", "--manifests", str(store), "--service", "default/python-lb",
         "--zone", "ch-gva-2", "--instance-pool-id", "pool-1",
@@ -96,7 +96,7 @@ def exoscale_args(store: Path, workdir: Path) -> list[str]:
 
 
 def aws_args(store: Path, workdir: Path) -> list[str]:
-    """The seed's Service on the offline stand-in of aws-nlb, two nodes as targets."""
+    """The example Service on the offline stand-in of aws-nlb, two nodes as targets."""
     return [
         "--provider", "aws", "--manifests", str(store), "--service", "default/python-lb",
         "--vpc-id", "vpc-1", "--subnet", "subnet-a", "--subnet", "subnet-b",

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.xdist_group("terraform")
 
 
 def recreate(store, *, hcnp: int | None = None, node_port: int | None = None) -> None:
-    """Delete the seed's Service and create it again, as a reinstall does."""
+    """Delete the example Service and create it again, as a reinstall does."""
     backend = StoreBackend(str(store), NodePortRange())
     assert backend.delete("default", "python-lb").changed
     service = copy.deepcopy(SEED_SERVICE)

@@ -37,7 +37,7 @@ from .conftest import TOKEN
 
 
 def python_lb(**changes: Any) -> dict[str, Any]:
-    """The seed article's LoadBalancer Service, eTP Local, as the module would prepare it."""
+    """The example LoadBalancer Service, eTP Local, as the module would prepare it."""
     options = {
         "name": "python-lb",
         "namespace": "default",

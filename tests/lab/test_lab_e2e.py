@@ -194,7 +194,7 @@ def test_pod_rm_drains_then_removes(lab: Lab) -> None:
 
 
 def test_http_server_pod_is_the_plain_app_and_logs_the_client(lab: Lab) -> None:
-    """`--app http-server`: the seed's `python3 -m http.server`, which knows no PROXY header;
+    """`--app http-server`: a plain `python3 -m http.server`, which knows no PROXY header;
     its access log (`lab pod logs`) names the TCP peer of each request."""
     added = nodeport_lb(
         "lab",
@@ -220,7 +220,7 @@ def test_http_server_pod_is_the_plain_app_and_logs_the_client(lab: Lab) -> None:
         log = nodeport_lb("lab", "pod", "logs", "plain-e2e").stdout
         (line,) = [line for line in log.splitlines() if '"GET / HTTP/1.1" 200' in line]
         assert line.startswith(f"{client} - - [")
-        # a PROXY header is garbage to it: it answers 400 as the seed's app did (without a
+        # a PROXY header is garbage to it: it answers 400 as such an app does (without a
         # status line, since it never read an HTTP version)
         proxy = nodeport_lb(
             "lab",

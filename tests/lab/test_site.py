@@ -1,4 +1,4 @@
-"""site.yml on the lab (issue 5): converges, is idempotent, and the chain behaves — the pod
+"""site.yml on the lab: converges, is idempotent, and the chain behaves — the pod
 sees the client, HAProxy follows the pods, the VIP survives its load balancer, and a bad
 variable stops the play before any load balancer's config changes.
 

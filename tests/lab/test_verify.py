@@ -1,4 +1,4 @@
-"""`nodeport-lb verify` on the lab (issue 6): it passes on the converged lab, and names the
+"""`nodeport-lb verify` on the lab: it passes on the converged lab, and names the
 host and the object on each state broken on purpose — each restored afterwards, also when
 the test fails, and the suite passing again proves it."""
 

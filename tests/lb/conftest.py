@@ -9,7 +9,7 @@ import pytest
 
 HCNP = 31897
 
-# What the Services role publishes for the seed's python-lb (nodeport_lb_applied_services).
+# What the Services role publishes for the example python-lb (nodeport_lb_applied_services).
 PYTHON_LB: dict[str, Any] = {
     "name": "python-lb",
     "namespace": "default",

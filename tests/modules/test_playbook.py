@@ -1,4 +1,4 @@
-"""site.yml's Services play on its own: the seed's two Services into a manifest store named by
+"""site.yml's Services play on its own: the example's two Services into a manifest store named by
 an inventory variable; the hcnp comes back; a second run changes nothing; ansible-lint is clean."""
 
 from __future__ import annotations

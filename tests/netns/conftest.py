@@ -1,4 +1,4 @@
-"""The seed-1 topology on the real kernel: a client, two nodes, a pod behind each node.
+"""The two-node topology on the real kernel: a client, two nodes, a pod behind each node.
 
     client 10.77.0.10, client2 10.77.0.20 ─┐
                                   bridge ns ├─ node1 10.77.0.11 ── pod-b 10.78.1.5

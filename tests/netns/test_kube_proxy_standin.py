@@ -1,7 +1,7 @@
 """The lab's kube-proxy stand-in on the real kernel, and the agent in companion mode beside it.
 
 The stand-in (nodeport_lb/lab/kube_proxy.py) plays kube-proxy in `lab up --kube-proxy`; these
-tests hold it to kube-proxy's observable behaviour on the seed topology (pod-a on node2,
+tests hold it to kube-proxy's observable behaviour on the two-node topology (pod-a on node2,
 pod-b on node1): nodePorts through table ip kube-proxy, eTP Local keeping the client address,
 the healthCheckNodePort's exact bytes, /healthz. Then the agent, in companion mode, weighs the
 nodes without adding a rule.

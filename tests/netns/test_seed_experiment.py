@@ -1,4 +1,5 @@
-"""The seed-1 experiment on the real kernel, with the real agent on each node.
+"""The two-node NodePort experiment (Cluster vs Local) on the real kernel, with the real
+agent on each node.
 
 test-python: NodePort 31000, eTP Cluster; python-lb: LoadBalancer, eTP Local, nodePort 31001,
 healthCheckNodePort 31897; one pod (pod-a) on node2.

@@ -1,4 +1,4 @@
-"""`nodeport-lb service validate`: the contract of design.md §3.1, run as a real process."""
+"""`nodeport-lb service validate`: its exit codes and messages, run as a real process."""
 
 from __future__ import annotations
 

@@ -807,7 +807,7 @@ RANGE_TEXT = "provided port is not in the valid range. The range of valid ports 
 
 
 def python_lb() -> dict[str, Any]:
-    """A Service as users write it (the seed article's), before the API server's defaulting."""
+    """A Service as users write it (the example python-lb), before the API server's defaulting."""
     return {
         "apiVersion": "v1",
         "kind": "Service",

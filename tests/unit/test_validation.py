@@ -17,7 +17,7 @@ OUT_OF_RANGE = "provided port is not in the valid range. The range of valid port
 
 
 def python_lb(**spec: Any) -> dict[str, Any]:
-    """The seed article's python-lb Service, with spec fields overridden."""
+    """The example python-lb Service (LoadBalancer, eTP Local), with spec fields overridden."""
     manifest = {
         "apiVersion": "v1",
         "kind": "Service",

@@ -1,4 +1,4 @@
-"""`nodeport-lb agent`: the node proxy agent in the foreground (design.md §3.1)."""
+"""`nodeport-lb agent`: the node proxy agent in the foreground."""
 
 from __future__ import annotations
 

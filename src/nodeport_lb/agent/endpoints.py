@@ -2,7 +2,7 @@
 
 Conditions follow the API's defaults: ``ready`` absent means ready, ``serving`` absent means
 the value of ready, ``terminating`` absent means false. Which endpoints a node may use follows
-KEP-1669 (design.md §3.3): ready ones; when none is ready, serving-and-terminating ones; never
+KEP-1669, as kube-proxy does: ready ones; when none is ready, serving-and-terminating ones; never
 terminating ones that stopped serving.
 """
 

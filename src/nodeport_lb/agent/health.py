@@ -193,9 +193,6 @@ class HealthServers:
         self._hcnp_wanted = dict(hcnp)
         self.loop.call_soon_threadsafe(self._reconcile_hcnp)
 
-    def service_health(self, key: str) -> ServiceHealth | None:
-        return self._services.get(key)
-
     def open_hcnp_ports(self) -> dict[int, str]:
         return {port: key for port, (key, _) in self._hcnp_servers.items()}
 

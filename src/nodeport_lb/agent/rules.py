@@ -110,7 +110,6 @@ class ServiceRules:
     ports: tuple[PortRules, ...]
     health_check_node_port: int  # 0: no hcnp server (not LoadBalancer + Local)
     local_ready_endpoints: int
-    endpoint_count: int
 
     def chains(self) -> dict[str, tuple[str, ...]]:
         chains: dict[str, tuple[str, ...]] = {}
@@ -163,7 +162,6 @@ def compute_service_rules(
         ports=tuple(ports),
         health_check_node_port=service.health_check_node_port if service.needs_health_check else 0,
         local_ready_endpoints=local_ready_count(all_endpoints, config.node_name),
-        endpoint_count=len(all_endpoints),
     )
 
 

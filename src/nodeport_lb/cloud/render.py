@@ -32,7 +32,7 @@ class ProviderSpec:
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
-    # The seed article's settings (its Service annotations), which Exoscale accepts as-is.
+    # HTTP on the hcnp with the timing of a working Exoscale setup (the annotations it accepts).
     "exoscale": ProviderSpec(
         name="exoscale",
         module="exoscale-nlb",

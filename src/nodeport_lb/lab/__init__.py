@@ -1,1 +1,1 @@
-"""The lab: real Debian hosts (systemd-nspawn) on a private bridge, plus echo pods (design §3.4)."""
+"""The lab: real Debian hosts (systemd-nspawn) on a private bridge, plus echo pods."""

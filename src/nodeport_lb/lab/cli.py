@@ -1,4 +1,4 @@
-"""`nodeport-lb lab …`: build, inspect, disturb and remove the lab (design §3.4)."""
+"""`nodeport-lb lab …`: build, inspect, disturb and remove the lab."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
         "--no-seed-pod",
         dest="seed_pod",
         action="store_false",
-        help="do not create the seed's app=python echo pod",
+        help="do not create the example app=python echo pod",
     )
     up.add_argument(
         "--kube-proxy",
@@ -81,7 +81,9 @@ def register(subparsers: Any) -> None:
     status = commands.add_parser(
         "status", help="hosts, VIPs and pods (exit 0 when the lab is up, 3 when it is not)"
     )
-    status.add_argument("--json", action="store_true", help="machine-readable (design §3.4)")
+    status.add_argument(
+        "--json", action="store_true", help="machine-readable, in a shape kept across versions"
+    )
     status.set_defaults(func=_status)
 
     exec_ = commands.add_parser(

@@ -76,14 +76,6 @@ def mount_overlay(name: str, base: Path) -> Path:
     return root
 
 
-def unmount_overlay(name: str) -> None:
-    root = root_dir(name)
-    if os.path.ismount(root):
-        run(["umount", str(root)], check=False)
-        if os.path.ismount(root):
-            run(["umount", "--lazy", str(root)], check=False)
-
-
 def personalise(host: HostPlan, hosts: list[HostPlan]) -> str:
     """Give a host its identity (name, machine-id, keys); return its known_hosts line."""
     root = root_dir(host.name)
@@ -289,12 +281,6 @@ def stop(nspawn_pid: int | None, name: str, timeout: float = 15.0, crash: bool =
     if not wait_for(lambda: not process_alive(nspawn_pid, marker), 5.0):
         os.kill(nspawn_pid, signal.SIGKILL)
         wait_for(lambda: not process_alive(nspawn_pid, marker), 5.0)
-
-
-def remove_host_dir(name: str) -> None:
-    directory = host_dir(name)
-    if directory.exists() and not os.path.ismount(root_dir(name)):
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def running_nspawn_pids() -> dict[str, int]:

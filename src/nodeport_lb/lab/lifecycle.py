@@ -259,7 +259,7 @@ def _lab_mounts() -> list[str]:
 
 
 def status(state: LabState | None = None) -> dict[str, Any]:
-    """The contract shape of `lab status --json` (design §3.4)."""
+    """The shape of `lab status --json`, which scripts and tests read: keep it compatible."""
     state = state or LabState.load()
     services = ManifestStore(state.store_path).load().of_kind("Service") if state.store_path else []
     return {

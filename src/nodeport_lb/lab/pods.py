@@ -170,7 +170,7 @@ def _start_echo(pod: LabPod, port: int, echo_port: int) -> int:
 
 
 def _start_http_server(pod: LabPod, port: int) -> int:
-    """The seed's application as it is: ``python3 -m http.server PORT`` (the system's Python,
+    """The plainest application there is: ``python3 -m http.server PORT`` (the system's Python,
     no project code), serving a page that names the pod, its access log on stderr."""
     python3 = shutil.which("python3") or sys.executable
     site = PODS_DIR / f"{pod.name}.www"

@@ -1,4 +1,4 @@
-# An AWS NLB in front of the seed's Service (default/python-lb: port 80 -> nodePort 31001,
+# An AWS NLB in front of the example Service (default/python-lb: port 80 -> nodePort 31001,
 # healthCheckNodePort 31897) on three nodes. `terraform init && terraform plan` here, with AWS
 # credentials in the environment; `nodeport-lb cloud` writes the same module call for you from
 # the live Service.

@@ -1,4 +1,4 @@
-# An Exoscale NLB in front of the seed's Service (default/python-lb: port 80 -> nodePort 31001,
+# An Exoscale NLB in front of the example Service (default/python-lb: port 80 -> nodePort 31001,
 # healthCheckNodePort 31897) on the nodes' instance pool. `terraform init && terraform plan`
 # here, with EXOSCALE_API_KEY/EXOSCALE_API_SECRET in the environment; `nodeport-lb cloud`
 # writes the same module call for you from the live Service.

@@ -1,5 +1,5 @@
 # One Exoscale NLB service for one port of a Kubernetes Service. Names follow what
-# `nodeport-lb cloud render --provider exoscale` prints; defaults are the seed article's settings.
+# `nodeport-lb cloud render --provider exoscale` prints; defaults are HTTP on the hcnp with a working setup's timing.
 
 variable "name" {
   description = "Name of the NLB service (and of the NLB when this module creates it)."

@@ -12,7 +12,7 @@ run "http_on_hcnp_for_local_is_accepted" {
 
   assert {
     condition     = output.mode == "http" && output.port == 31897 && output.node_port == 31001
-    error_message = "the seed's Service (nodePort 31001, hcnp 31897) must pass unchanged"
+    error_message = "the example Service (nodePort 31001, hcnp 31897) must pass unchanged"
   }
 }
 
