@@ -52,14 +52,14 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import load_average, percentiles, write_outputs  # noqa: E402
 from nodeport_lb.store import ManifestStore, atomic_write_text  # noqa: E402
-from tests.netns.netlib import (  # noqa: E402
+from tests.support.netlib import (  # noqa: E402
     Lab,
     http_get,
     in_netns,
     python_cmd,
     wait_for,
 )
-from tests.netns.objects import endpoint, endpoint_slice, service  # noqa: E402
+from tests.support.objects import endpoint, endpoint_slice, service  # noqa: E402
 
 PODSERVER = REPO / "tests" / "netns" / "podserver.py"
 # wide enough for 50,000 Services, above the agent's own listeners (10249, 10256)
@@ -372,7 +372,7 @@ def profile_change_path(store_path: Path, node: str, changes: int) -> dict:
         node_port_range=NodePortRange.parse(NODE_PORT_RANGE),
     )
     agent = Agent(config)
-    reader = agent.source.reader  # type: ignore[union-attr]
+    reader = agent.source.reader
     clock = time.perf_counter
     t0 = clock()
     loaded = reader.refresh(None)
@@ -427,7 +427,7 @@ def profile_change_path(store_path: Path, node: str, changes: int) -> dict:
     stats = pstats.Stats(profiler)
     per_change: dict[str, float] = {}
     top: list[dict] = []
-    for (filename, _line, func), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _line, func), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():
         for (fragment, name), label in PROFILED.items():
             if func == name and fragment in filename:
                 per_change[label] = round(per_change.get(label, 0) + cumtime * 1000 / changes, 3)
@@ -475,7 +475,7 @@ def write_kubeconfig(path: Path, url: str) -> None:
 def measure_api_source(lab: Lab, workdir: Path, node: str, count: int, flips: int) -> dict:
     """List of ``count`` Services and EndpointSlices from an HTTP stand-in of the API server
     in the node's namespace, then watch events toggling the hcnp Service's endpoints."""
-    from tests.agent.test_kube_source import FakeApi  # the agent's list+watch stand-in
+    from tests.support.watch_api import FakeApi  # the agent's list+watch stand-in
 
     api = in_netns(lab.ns(node), FakeApi)
     try:

@@ -44,8 +44,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import load_average, write_outputs  # noqa: E402
 from nodeport_lb.agent.rules import TABLE  # noqa: E402
-from tests.netns.netlib import Lab, agent_cmd, http_get, wait_for  # noqa: E402
-from tests.netns.objects import endpoint, endpoint_slice, service  # noqa: E402
+from tests.support.netlib import Lab, agent_cmd, http_get, wait_for  # noqa: E402
+from tests.support.objects import endpoint, endpoint_slice, service  # noqa: E402
 
 CLIENT, NODE, LB, VIP = "10.77.0.10", "10.77.0.11", "10.77.0.20", "10.77.0.100"
 POD_SUBNET, POD = "10.78.1", "10.78.1.5"

@@ -4,7 +4,7 @@ from nodeport_lb.agent.endpoints import (
     parse_endpoint_slice,
     usable_endpoints,
 )
-from tests.netns.objects import endpoint, endpoint_slice
+from tests.support.objects import endpoint, endpoint_slice
 
 
 def slice_of(*endpoints, port_name="http"):

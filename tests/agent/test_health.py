@@ -11,7 +11,7 @@ from nodeport_lb.agent.health import (
     service_health_response,
 )
 from nodeport_lb.agent.metrics import AgentMetrics
-from tests.netns.netlib import wait_for
+from tests.support.netlib import wait_for
 
 
 def test_hcnp_body_is_kube_proxys_byte_for_byte() -> None:

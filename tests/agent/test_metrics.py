@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nodeport_lb.agent.endpoints import LAST_CHANGE_TRIGGER_TIME, change_trigger_time
 from nodeport_lb.agent.health import HealthServers, ProxyHealth
 from nodeport_lb.agent.metrics import AgentMetrics
-from tests.netns.netlib import wait_for
+from tests.support.netlib import wait_for
 
 
 def families(metrics: AgentMetrics) -> dict[str, object]:
@@ -18,7 +18,7 @@ def families(metrics: AgentMetrics) -> dict[str, object]:
 
 def bucket_bounds(metrics: AgentMetrics, name: str) -> list[str]:
     family = families(metrics)[name]
-    return [s.labels["le"] for s in family.samples if s.name == name + "_bucket"]  # type: ignore[attr-defined]
+    return [s.labels["le"] for s in family.samples if s.name == name + "_bucket"]
 
 
 def test_sync_histograms_have_kube_proxys_names_and_buckets() -> None:

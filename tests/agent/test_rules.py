@@ -10,7 +10,7 @@ from nodeport_lb.agent.rules import (
     shared_chains,
 )
 from nodeport_lb.model import Service
-from tests.netns.objects import endpoint, endpoint_slice, service
+from tests.support.objects import endpoint, endpoint_slice, service
 
 CONFIG = RuleConfig("n1")
 PORTS = [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 31001}]

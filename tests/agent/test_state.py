@@ -2,7 +2,7 @@ from nodeport_lb.agent.rules import RuleConfig
 from nodeport_lb.agent.state import ClusterState
 from nodeport_lb.model import NodePortRange
 from nodeport_lb.store import object_key
-from tests.netns.objects import endpoint, endpoint_slice, service
+from tests.support.objects import endpoint, endpoint_slice, service
 
 
 def new_state() -> ClusterState:
@@ -52,6 +52,8 @@ def test_node_drain_taint_and_deletion_make_the_node_ineligible() -> None:
     assert not state.node_eligible
     put(state, {**node, "metadata": {"name": "n1", "deletionTimestamp": "2024-01-01T00:00:00Z"}})
     assert not state.node_eligible
+    put(state, node)  # our node back without taint or deletion
+    assert state.node_eligible
     put(
         state,
         {
@@ -61,4 +63,4 @@ def test_node_drain_taint_and_deletion_make_the_node_ineligible() -> None:
             "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler"}]},
         },
     )
-    assert not state.node_eligible  # still our node's deletion; other nodes do not count
+    assert state.node_eligible  # another node's drain taint does not count for this one

@@ -5,7 +5,7 @@ from pathlib import Path
 from nodeport_lb.agent.metrics import AgentMetrics
 from nodeport_lb.agent.sources import ChangeQueue, StoreSource
 from nodeport_lb.store import IncrementalStoreReader, ManifestStore, ObjectKey
-from tests.netns.objects import service
+from tests.support.objects import service
 
 WEB = ObjectKey("Service", "default", "web")
 

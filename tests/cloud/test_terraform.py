@@ -94,7 +94,7 @@ class TestDriverCycle:
             out, err = capfd.readouterr()
             return code, out, err
 
-        run.workdir = workdir  # type: ignore[attr-defined]
+        run.workdir = workdir
         return run
 
     def test_plan_apply_output_destroy(self, cloud, tmp_path, seed_store):

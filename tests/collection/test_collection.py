@@ -91,7 +91,7 @@ def test_make_collection_names_the_tarball_after_the_package_version(
     assert installed.tarball.name == f"nodeport_lb-core-{version}.tar.gz"
     with tarfile.open(installed.tarball) as tar:
         names = set(tar.getnames())
-        manifest = json.load(tar.extractfile("MANIFEST.json"))  # type: ignore[arg-type]
+        manifest = json.load(tar.extractfile("MANIFEST.json"))
     assert manifest["collection_info"]["version"] == version
     for expected in (
         "plugins/modules/nodeport_service.py",
@@ -145,7 +145,7 @@ def test_module_docs_follow_the_collection_rules(installed: Installed) -> None:
     root = installed.collections / "ansible_collections" / "nodeport_lb" / "core"
     fragments = root / "plugins" / "doc_fragments" / "nodeport_store.py"
     fragment_doc = yaml.safe_load(
-        re.search(r'DOCUMENTATION = r"""(.*?)"""', fragments.read_text(), re.S)[1]  # type: ignore[index]
+        re.search(r'DOCUMENTATION = r"""(.*?)"""', fragments.read_text(), re.S)[1]
     )
     for path in sorted((root / "plugins" / "modules").glob("*.py")):
         blocks = _doc_blocks(path)
@@ -352,7 +352,7 @@ def test_node_proxy_role_uses_the_wheel_shipped_in_the_collection(installed: Ins
     assert result.returncode == 0, result.stdout + result.stderr
     with tarfile.open(installed.tarball) as tar:
         (shipped,) = [n for n in tar.getnames() if n.endswith(".whl")]
-        shipped_bytes = tar.extractfile(shipped).read()  # type: ignore[union-attr]
+        shipped_bytes = tar.extractfile(shipped).read()
     (wheel,) = wheelhouse.glob("nodeport_lb-*.whl")
     assert wheel.read_bytes() == shipped_bytes
     names = sorted(p.name.split("-")[0].lower() for p in wheelhouse.glob("*.whl"))

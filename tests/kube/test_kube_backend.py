@@ -63,7 +63,7 @@ def test_python(**changes: Any) -> dict[str, Any]:
     return prepare_service(NodePortRange(), options=options)
 
 
-test_python.__test__ = False  # type: ignore[attr-defined]  # a manifest factory, not a test
+test_python.__test__ = False  # a manifest factory, not a test
 
 
 def backend_for(server: FakeApiServer, **options: Any) -> KubernetesBackend:
@@ -128,7 +128,7 @@ def test_reapplying_the_same_service_changes_nothing(apiserver: FakeApiServer) -
     second = backend.apply(python_lb())
     assert not second.changed
     assert second.before is not None and second.after is not None
-    hcnp = first.after["spec"]["healthCheckNodePort"]  # type: ignore[index]
+    hcnp = first.after["spec"]["healthCheckNodePort"]
     assert second.after["spec"]["healthCheckNodePort"] == hcnp
 
 
@@ -137,7 +137,7 @@ def test_a_changed_label_is_a_change(apiserver: FakeApiServer) -> None:
     backend.apply(python_lb())
     result = backend.apply(python_lb(labels={"team": "edge"}))
     assert result.changed
-    assert result.after["metadata"]["labels"] == {"team": "edge"}  # type: ignore[index]
+    assert result.after["metadata"]["labels"] == {"team": "edge"}
 
 
 def test_check_mode_is_a_dry_run_that_says_which_ports_the_run_will_allocate(
@@ -163,7 +163,7 @@ def test_check_mode_is_a_dry_run_that_says_which_ports_the_run_will_allocate(
 
 def test_check_mode_keeps_the_ports_a_service_already_holds(apiserver: FakeApiServer) -> None:
     backend = backend_for(apiserver)
-    hcnp = backend.apply(python_lb()).after["spec"]["healthCheckNodePort"]  # type: ignore[index]
+    hcnp = backend.apply(python_lb()).after["spec"]["healthCheckNodePort"]
     changed = python_lb(
         ports=[
             {"name": "http", "port": 80, "target_port": 31000, "node_port": 31001},

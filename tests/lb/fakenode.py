@@ -36,8 +36,8 @@ def read_proxy_v2(conn: socket.socket) -> tuple[bytes, str | None]:
 
 class Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
-        kind = self.server.kind  # type: ignore[attr-defined]
-        directory: Path = self.server.directory  # type: ignore[attr-defined]
+        kind = self.server.kind
+        directory: Path = self.server.directory
         conn: socket.socket = self.request
         conn.settimeout(5)
         try:
@@ -91,8 +91,8 @@ class Server(socketserver.ThreadingTCPServer):
 
 def serve(kind: str, port: int, directory: Path) -> None:
     server = Server(("0.0.0.0", port), Handler)
-    server.kind = kind  # type: ignore[attr-defined]
-    server.directory = directory  # type: ignore[attr-defined]
+    server.kind = kind
+    server.directory = directory
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 

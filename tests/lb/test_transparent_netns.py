@@ -33,8 +33,8 @@ import yaml
 from nodeport_lb.loadbalancer import plan_haproxy
 from nodeport_lb.templating import render_template
 from tests.lb.conftest import HCNP, service
-from tests.netns.netlib import Lab, agent_cmd, http_get, lab_session, wait_for
-from tests.netns.objects import endpoint_slice
+from tests.support.netlib import Lab, agent_cmd, http_get, lab_session, wait_for
+from tests.support.objects import endpoint_slice
 
 pytestmark = [
     pytest.mark.netns,

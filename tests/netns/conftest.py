@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from nodeport_lb.store import ManifestStore
-from tests.netns.netlib import Lab, agent_cmd, http_get, lab_session, python_cmd, wait_for
+from tests.support.netlib import Lab, agent_cmd, http_get, lab_session, python_cmd, wait_for
 
 PODSERVER = Path(__file__).with_name("podserver.py")
 APP_PORT = 31000

@@ -11,8 +11,15 @@ import pytest
 
 from nodeport_lb.store import ManifestStore
 from tests.netns.conftest import _can_run
-from tests.netns.netlib import agent_cmd, connect_outcome, http_get, in_netns, lab_session, wait_for
-from tests.netns.objects import endpoint_slice, service
+from tests.support.netlib import (
+    agent_cmd,
+    connect_outcome,
+    http_get,
+    in_netns,
+    lab_session,
+    wait_for,
+)
+from tests.support.objects import endpoint_slice, service
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 

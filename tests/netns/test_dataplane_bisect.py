@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.netns.conftest import _can_run
-from tests.netns.netlib import lab_session, python_cmd
+from tests.support.netlib import lab_session, python_cmd
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 

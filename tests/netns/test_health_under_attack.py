@@ -16,7 +16,6 @@ import pytest
 
 from tests.netns import test_hostile_input as hostile
 from tests.netns.conftest import ADDRESSES, HCNP, PODS, SeedLab
-from tests.netns.netlib import http_get, in_netns, python_cmd, wait_for
 from tests.netns.test_hostile_input import (
     agent_log,
     assert_still_serving,
@@ -24,6 +23,7 @@ from tests.netns.test_hostile_input import (
     log_size,
     wait_for_log,
 )
+from tests.support.netlib import http_get, in_netns, python_cmd, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
-from tests.netns.netlib import connect_outcome, http_get, python_cmd, wait_for
-from tests.netns.objects import endpoint, endpoint_slice, service
+from tests.support.netlib import connect_outcome, http_get, python_cmd, wait_for
+from tests.support.objects import endpoint, endpoint_slice, service
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 

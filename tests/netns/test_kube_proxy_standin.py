@@ -19,7 +19,7 @@ import pytest
 
 from nodeport_lb.lab import kube_proxy as stand_in
 from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
-from tests.netns.netlib import (
+from tests.support.netlib import (
     agent_cmd,
     connect_outcome,
     http_get,
@@ -28,7 +28,7 @@ from tests.netns.netlib import (
     tcp_connect,
     wait_for,
 )
-from tests.netns.objects import endpoint, endpoint_slice, service
+from tests.support.objects import endpoint, endpoint_slice, service
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 

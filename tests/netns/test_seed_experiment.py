@@ -18,7 +18,7 @@ import pytest
 
 from nodeport_lb.agent.endpoints import LAST_CHANGE_TRIGGER_TIME
 from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
-from tests.netns.netlib import (
+from tests.support.netlib import (
     connect_outcome,
     http_get,
     scrape_metrics,
@@ -26,7 +26,7 @@ from tests.netns.netlib import (
     udp_request,
     wait_for,
 )
-from tests.netns.objects import endpoint, endpoint_slice, service
+from tests.support.objects import endpoint, endpoint_slice, service
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 

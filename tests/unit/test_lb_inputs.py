@@ -17,7 +17,7 @@ from tests.lb.conftest import LBS, NODES, VIPS, lb_facts, service
 INJECTED = "\nlisten injected\n    bind :9999\n    server evil 127.0.0.1:22\n"
 
 
-def render(plan) -> str:  # type: ignore[no-untyped-def]
+def render(plan) -> str:
     return render_template("haproxy.cfg.j2", plan=plan.to_dict())
 
 

@@ -84,7 +84,7 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "agent",
         help="run the node proxy agent (nftables NodePort rules + healthCheckNodePort server)",

@@ -179,7 +179,7 @@ class HealthServers:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def _submit(self, coro):  # type: ignore[no-untyped-def]
+    def _submit(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     # --- state from the sync loop ----------------------------------------------------------
@@ -212,7 +212,7 @@ class HealthServers:
         reason changes."""
         if port in self._hcnp_servers or self._hcnp_wanted.get(port) != key:
             return
-        self._hcnp_servers[port] = (key, None)  # type: ignore[assignment]  # reserve the port
+        self._hcnp_servers[port] = (key, None)  # reserve the port
         delay, reported = 1.0, ""
         while True:
             try:
@@ -306,7 +306,7 @@ class HealthServers:
             self._connections[conn_id] = (self._connections[conn_id][0], busy)
             self._connections.move_to_end(conn_id)
 
-    def _http_handler(self, responder: Responder):  # type: ignore[no-untyped-def]
+    def _http_handler(self, responder: Responder):
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             conn_id = self._admit(writer)
             try:

@@ -49,10 +49,10 @@ class AgentMetrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
 
-        def kube_proxy(kind, name: str, help_text: str, **kwargs):  # type: ignore[no-untyped-def]
+        def kube_proxy(kind, name: str, help_text: str, **kwargs):
             return kind(KUBE_PROXY_PREFIX + name, help_text, registry=self.registry, **kwargs)
 
-        def own(kind, name: str, help_text: str, **kwargs):  # type: ignore[no-untyped-def]
+        def own(kind, name: str, help_text: str, **kwargs):
             return kind(PREFIX + name, help_text, registry=self.registry, **kwargs)
 
         # --- kube-proxy's names -----------------------------------------------------------

@@ -383,7 +383,7 @@ class KubeSource:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.MAX_BACKOFF)
 
-    def _request(self, resource: WatchedResource, **query: Any):  # type: ignore[no-untyped-def]
+    def _request(self, resource: WatchedResource, **query: Any):
         """GET on the API with the kubeconfig's TLS and credentials, body not preloaded (a
         watch is a stream). Uses the client's connection pool directly: the generated
         ``call_api`` changed signature across kubernetes client versions."""

@@ -229,7 +229,7 @@ class _UdpEcho(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+        self.transport.sendto(data, addr)
 
 
 def _peer_ip(writer: asyncio.StreamWriter) -> str:
