@@ -72,6 +72,11 @@ options:
         type: str
         choices: [TCP, UDP, SCTP]
         default: TCP
+      app_protocol:
+        description:
+          - The port's application protocol (C(appProtocol)), for example V(http) or
+            V(kubernetes.io/h2c); some cloud load balancers pick their health check by it.
+        type: str
   external_traffic_policy:
     description:
       - V(Local) keeps the client's source IP and only nodes with a local pod take traffic;
@@ -232,7 +237,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 try:
     from nodeport_lb.ansible_support import STORE_ARGUMENT_SPEC, backend_from_params
-    from nodeport_lb.model import SERVICE_OPTIONS, NodePortRange
+    from nodeport_lb.model import SERVICE_OPTIONS, NodePortRange, service_argument_spec
     from nodeport_lb.services import BackendError, InvalidService, prepare_service, service_facts
 
     IMPORT_ERROR = None
@@ -240,33 +245,22 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
     # Accept the options anyway, so the user sees the import problem, not a parameter error.
     STORE_ARGUMENT_SPEC = {"store": {"type": "raw"}, "service_node_port_range": {"type": "raw"}}
+    SERVICE_OPTIONS = ()
+
+    def service_argument_spec() -> dict:
+        # Without the package the table is unknown: take whatever the task gave.
+        from ansible.module_utils.basic import _load_params
+
+        return {name: {"type": "raw"} for name in _load_params()}
 
 
 def argument_spec() -> dict:
-    port_spec = {
-        "name": {"type": "str"},
-        "port": {"type": "int", "required": True},
-        "target_port": {"type": "raw"},
-        "node_port": {"type": "int"},
-        "protocol": {"type": "str", "choices": ["TCP", "UDP", "SCTP"], "default": "TCP"},
-    }
+    # The Service options are declared once, in nodeport_lb.model (tests hold the
+    # documentation above to the same table).
     return {
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "definition": {"type": "dict"},
-        "name": {"type": "str"},
-        "namespace": {"type": "str", "default": "default"},
-        "type": {"type": "str", "choices": ["ClusterIP", "NodePort", "LoadBalancer"]},
-        "selector": {"type": "dict"},
-        "ports": {"type": "list", "elements": "dict", "options": port_spec},
-        "external_traffic_policy": {"type": "str", "choices": ["Cluster", "Local"]},
-        "health_check_node_port": {"type": "int"},
-        "internal_traffic_policy": {"type": "str", "choices": ["Cluster", "Local"]},
-        "session_affinity": {"type": "str", "choices": ["None", "ClientIP"]},
-        "session_affinity_timeout": {"type": "int"},
-        "allocate_load_balancer_node_ports": {"type": "bool"},
-        "load_balancer_source_ranges": {"type": "list", "elements": "str"},
-        "labels": {"type": "dict"},
-        "annotations": {"type": "dict"},
+        **service_argument_spec(),
         "service_ip_families": {
             "type": "list",
             "elements": "str",

@@ -228,41 +228,85 @@ class Service:
         )
 
 
-# Module-style option names (snake_case); each is a field of templates/service.yaml.j2.
-SERVICE_OPTIONS = (
-    "name",
-    "namespace",
-    "type",
-    "selector",
-    "ports",
-    "external_traffic_policy",
-    "health_check_node_port",
-    "internal_traffic_policy",
-    "session_affinity",
-    "session_affinity_timeout",
-    "allocate_load_balancer_node_ports",
-    "load_balancer_source_ranges",
-    "labels",
-    "annotations",
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+TRAFFIC_POLICIES = ("Cluster", "Local")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the nodeport_service module: its name (snake_case), the manifest field it
+    becomes, and its Ansible argument spec. The module's argument spec is built from these
+    tables and its documentation is tested against them, so an option is declared here once."""
+
+    name: str
+    field: str
+    argument_spec: Mapping[str, Any]
+
+
+# The Service options; each is a field of templates/service.yaml.j2 (ports: see PORT_OPTIONS).
+SERVICE_OPTION_TABLE = (
+    Option("name", "metadata.name", {"type": "str"}),
+    Option("namespace", "metadata.namespace", {"type": "str", "default": "default"}),
+    Option(
+        "type", "spec.type", {"type": "str", "choices": ["ClusterIP", "NodePort", "LoadBalancer"]}
+    ),
+    Option("selector", "spec.selector", {"type": "dict"}),
+    Option("ports", "spec.ports", {"type": "list", "elements": "dict"}),
+    Option(
+        "external_traffic_policy",
+        "spec.externalTrafficPolicy",
+        {"type": "str", "choices": list(TRAFFIC_POLICIES)},
+    ),
+    Option("health_check_node_port", "spec.healthCheckNodePort", {"type": "int"}),
+    Option(
+        "internal_traffic_policy",
+        "spec.internalTrafficPolicy",
+        {"type": "str", "choices": list(TRAFFIC_POLICIES)},
+    ),
+    Option(
+        "session_affinity", "spec.sessionAffinity", {"type": "str", "choices": ["None", "ClientIP"]}
+    ),
+    Option(
+        "session_affinity_timeout",
+        "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+        {"type": "int"},
+    ),
+    Option(
+        "allocate_load_balancer_node_ports", "spec.allocateLoadBalancerNodePorts", {"type": "bool"}
+    ),
+    Option(
+        "load_balancer_source_ranges",
+        "spec.loadBalancerSourceRanges",
+        {"type": "list", "elements": "str"},
+    ),
+    Option("labels", "metadata.labels", {"type": "dict"}),
+    Option("annotations", "metadata.annotations", {"type": "dict"}),
 )
-# ... and the port options with the manifest fields they become.
-PORT_OPTION_FIELDS = {
-    "name": "name",
-    "port": "port",
-    "target_port": "targetPort",
-    "node_port": "nodePort",
-    "protocol": "protocol",
-    "app_protocol": "appProtocol",
-}
+# The options of one port and the field of spec.ports[] each becomes.
+PORT_OPTIONS = (
+    Option("name", "name", {"type": "str"}),
+    Option("port", "port", {"type": "int", "required": True}),
+    Option("target_port", "targetPort", {"type": "raw"}),
+    Option("node_port", "nodePort", {"type": "int"}),
+    Option("protocol", "protocol", {"type": "str", "choices": list(PROTOCOLS), "default": "TCP"}),
+    Option("app_protocol", "appProtocol", {"type": "str"}),
+)
+SERVICE_OPTIONS = tuple(option.name for option in SERVICE_OPTION_TABLE)
+PORT_OPTION_FIELDS = {option.name: option.field for option in PORT_OPTIONS}
+
+
+def service_argument_spec() -> dict[str, Any]:
+    """The Service options as an Ansible argument spec (ports with their suboptions)."""
+    spec = {option.name: dict(option.argument_spec) for option in SERVICE_OPTION_TABLE}
+    spec["ports"]["options"] = {option.name: dict(option.argument_spec) for option in PORT_OPTIONS}
+    return spec
 
 
 def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Render a v1 Service manifest from module-style options through the one template.
 
-    ``options`` uses the module's names (name, namespace, type, selector, ports,
-    external_traffic_policy, health_check_node_port, internal_traffic_policy, session_affinity,
-    session_affinity_timeout, allocate_load_balancer_node_ports, load_balancer_source_ranges,
-    labels, annotations). Unset options are left out so defaulting works as on the API server.
+    ``options`` uses the module's names (``SERVICE_OPTIONS``, ports with ``PORT_OPTIONS``).
+    Unset options are left out so defaulting works as on the API server.
     """
     ports = []
     for port in options.get("ports") or []:
