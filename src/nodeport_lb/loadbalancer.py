@@ -34,7 +34,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from nodeport_lb.defaults import AGENT_CHECK_PORT, PROXY_HEALTHZ_PORT
-from nodeport_lb.health_check import HEALTHY_STATUS, HealthCheckError, service_health_check
+from nodeport_lb.health_check import (
+    HEALTHY_STATUS,
+    HealthCheck,
+    HealthCheckError,
+    service_health_check,
+)
 from nodeport_lb.validation.names import is_dns1035_label, is_dns1123_label
 
 
@@ -544,6 +549,20 @@ def _service_ports(service: Mapping[str, Any], where: str) -> list[tuple[str, in
     return result
 
 
+def _haproxy_check(health_check: HealthCheck) -> tuple[list[str], str, str]:
+    """The backend's check lines, a summary for people, and the servers' check option."""
+    if not health_check.is_http:
+        return [], "tcp connect to the nodePort", "check"
+    path, port = health_check.path, health_check.port
+    summary = (
+        f"http GET {path} on hcnp {port}, 200 = node has a ready local pod"
+        if health_check.on_hcnp
+        else f"http GET {path} on {port} (node proxy healthy)"
+    )
+    lines = [f"option httpchk GET {path}", f"http-check expect status {HEALTHY_STATUS}"]
+    return lines, summary, f"check port {port}"
+
+
 def plan_haproxy(
     services: Any,
     nodes: Any,
@@ -615,20 +634,8 @@ def plan_haproxy(
         backend_options: list[str] = []
         if balance in _HASHED:
             backend_options.append("hash-type consistent")
-        if health_check.is_http:
-            backend_options += [
-                f"option httpchk GET {health_check.path}",
-                f"http-check expect status {HEALTHY_STATUS}",
-            ]
-            check = (
-                f"http GET {health_check.path} on hcnp {hcnp}, 200 = node has a ready local pod"
-                if health_check.on_hcnp
-                else f"http GET {health_check.path} on {health_check.port} (node proxy healthy)"
-            )
-            check_options = f"check port {health_check.port}"
-        else:
-            check = "tcp connect to the nodePort"
-            check_options = "check"
+        check_lines, check, check_options = _haproxy_check(health_check)
+        backend_options += check_lines
         if options.client_address == "forwardfor":
             backend_options.append("option forwardfor")
         if options.transparent:
