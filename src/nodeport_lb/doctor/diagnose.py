@@ -15,7 +15,7 @@ from nodeport_lb.doctor.context import (
 from nodeport_lb.doctor.findings import ERROR, Finding, sort_findings
 from nodeport_lb.doctor.health_check import judge_plan
 from nodeport_lb.doctor.probe import node_addresses, probe_findings
-from nodeport_lb.doctor.providers import cloud_weights_by_pods, provider_for
+from nodeport_lb.doctor.providers import cloud_weights_by_pods, detection_seconds, provider_for
 from nodeport_lb.doctor.snapshot import ClusterSnapshot
 from nodeport_lb.doctor.spread import spread_findings
 from nodeport_lb.doctor.termination import termination_findings
@@ -41,9 +41,7 @@ class FrontingLoadBalancer:
 
     @property
     def detection_seconds(self) -> float | None:
-        if self.interval is None or self.fall is None:
-            return None
-        return self.interval * self.fall
+        return detection_seconds(self.interval, self.fall)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,12 @@ from typing import Any
 from nodeport_lb.model import Service
 
 
+def detection_seconds(interval: float | None, fall: int | None) -> float | None:
+    """How long a node that stopped answering 200 keeps receiving new connections: ``fall``
+    failed checks ``interval`` seconds apart (None when either is unknown)."""
+    return None if interval is None or fall is None else interval * fall
+
+
 @dataclass(frozen=True)
 class HealthCheckPlan:
     """The check one cloud load balancer will run against the nodes (for one port or all)."""
@@ -39,10 +45,7 @@ class HealthCheckPlan:
 
     @property
     def detection_seconds(self) -> float | None:
-        """How long a node that stopped answering 200 keeps receiving new connections."""
-        if self.interval is None or self.fall is None:
-            return None
-        return self.interval * self.fall
+        return detection_seconds(self.interval, self.fall)
 
 
 @dataclass(frozen=True)
