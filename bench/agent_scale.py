@@ -37,6 +37,7 @@ import os
 import pstats
 import random
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -245,14 +246,18 @@ def measure_flips(
         want = 200 if ready else 503
         written = time.time()
         change(ready)
-        wait_for(lambda w=want: status() == w, timeout=10, interval=0.001)
-        to_hcnp.append((time.time() - written) * 1000)
-        applied = wait_for(
-            lambda b=before: (t := last_sync(lab, node)) > b and t, timeout=10, interval=0.005
-        )
+        try:
+            wait_for(lambda w=want: status() == w, timeout=60, interval=0.001)
+            to_hcnp.append((time.time() - written) * 1000)
+            applied = wait_for(
+                lambda b=before: (t := last_sync(lab, node)) > b and t, timeout=60, interval=0.005
+            )
+        except TimeoutError:
+            print(f"agent_scale: a change on {node} took over a minute", file=sys.stderr)
+            break  # what was measured so far stands; the JSON says how many
         to_rules.append((applied - written) * 1000)
         time.sleep(0.05)
-    return to_rules, to_hcnp
+    return to_rules or [float("nan")], to_hcnp or [float("nan")]
 
 
 def rounded(values: list[float]) -> list[float]:
@@ -610,6 +615,8 @@ def main() -> int:
     parser.add_argument("--plot", metavar="DIR", type=Path, help="write JSON and PNGs here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    # a TERM (timeout, kill) unwinds like an error: the namespaces and processes are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="nplb-bench-"))
     lab = Lab(workdir)
     load_before = load_average()
@@ -626,6 +633,9 @@ def main() -> int:
             if not args.no_api:
                 size["api_source"] = measure_api_source(lab, workdir, "node-big", count, args.flips)
             curves.append(size)
+            if args.plot:  # a long run keeps what it measured so far
+                args.plot.mkdir(parents=True, exist_ok=True)
+                (args.plot / "agent_scale.partial.json").write_text(json.dumps(curves, indent=1))
         result: dict[str, Any] = {
             "bench": "agent_scale",
             "endpoints_per_service": 2,

@@ -142,8 +142,10 @@ def plot_datapath(result: dict, out: Path) -> list[Path]:
         ratios = [entries[p]["ratio_to_direct"] for p in paths]
         bars = ax.bar(paths, ratios, color=["grey" if p == "direct" else "C0" for p in paths])
         for bar, p in zip(bars, paths, strict=True):
+            paws = entries[p]["pod_paws_timewait_rejects"]
             ax.annotate(
-                f"{entries[p]['requests_per_second']:,}/s\np99 {entries[p]['latency_p99_ms']} ms",
+                f"{entries[p]['requests_per_second']:,}/s\np99 {entries[p]['latency_p99_ms']} ms"
+                + (f"\nPAWS drops {paws}" if paws else ""),
                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                 ha="center",
                 va="bottom",
