@@ -27,6 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "collections" / "ansible_collections" / "nodeport_lb" / "core"
 # a fixed timestamp makes the wheel byte-for-byte reproducible
 SOURCE_DATE_EPOCH = "315532800"
+# what a wheel is not built from (and what must not be shared with another build)
+NOT_SOURCE = (".git", ".venv", ".cache", "build", "dist", "*.egg-info", "__pycache__", "*.pyc")
+NOT_SOURCE += (".pytest_cache", ".ruff_cache", "collections", "inventories")
+
+
+def source_copy(directory: Path) -> Path:
+    """The source tree copied to ``directory`` (links kept, they point inside it). pip builds
+    a local project in its own tree (build/): two builds of one checkout at once, say a test
+    and site.yml, could mix their files, so a build here always works on its own copy."""
+    copy = directory / "source"
+    shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    return copy
 
 
 def package_version() -> str:
@@ -58,7 +70,7 @@ def stage(workdir: Path, version: str) -> Path:
     wheel_dir.mkdir(parents=True, exist_ok=True)
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
     subprocess.run(
-        [*pip_wheel, "--wheel-dir", str(wheel_dir), str(REPO)],
+        [*pip_wheel, "--wheel-dir", str(wheel_dir), str(source_copy(workdir))],
         check=True,
         env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def source_copy(directory: Path) -> Path:
+    """A copy of the source tree to build from (scripts/build_collection.py's own): an
+    in-tree build beside another one of the same checkout could mix their files."""
+    spec = importlib.util.spec_from_file_location(
+        "build_collection", REPO / "scripts" / "build_collection.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.source_copy(directory)
 
 
 @pytest.fixture

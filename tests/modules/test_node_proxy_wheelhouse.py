@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.conftest import source_copy
 from tests.modules.conftest import run_playbook
 
 
@@ -23,6 +24,8 @@ def test_wheelhouse_is_small_and_reproducible(tmp_path: Path) -> None:
             "vars": {
                 "ansible_python_interpreter": "{{ ansible_playbook_python }}",
                 "nodeport_lb_node_proxy_wheelhouse": str(wheelhouse),
+                # its own copy: a build in the checkout could meet site.yml's on the lab
+                "nodeport_lb_node_proxy_project_dir": str(source_copy(tmp_path)),
             },
             "tasks": [
                 {

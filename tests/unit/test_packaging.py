@@ -7,12 +7,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tests.conftest import source_copy
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_ships_every_template(tmp_path: Path) -> None:
+    source = str(source_copy(tmp_path))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), source],
         check=True,
         capture_output=True,
         timeout=300,
