@@ -185,3 +185,15 @@ def test_partial_update_removes_references_before_what_they_point_to() -> None:
     first_delete_chain = next(i for i, line in enumerate(lines) if line.startswith("delete chain"))
     assert delete_element < first_delete_chain
     assert sum(line.startswith("delete chain") for line in lines) == 2
+
+
+def test_the_rule_count_includes_the_shared_chains_once_the_table_is_loaded() -> None:
+    from nodeport_lb.agent.dataplane import Dataplane
+
+    dataplane = Dataplane(CONFIG)
+    assert dataplane.rule_count() == 0  # nothing loaded yet
+    dataplane.applied = {
+        "default/web": rules_for(service("web", PORTS), endpoint("10.1.0.1", "n1"))
+    }
+    dataplane.need_full_sync = False
+    assert dataplane.rule_count() == sum(len(r) for r in shared_chains().values())

@@ -22,6 +22,7 @@ from nodeport_lb.agent.rules import (
     ServiceRules,
     full_ruleset,
     partial_update,
+    shared_chains,
 )
 
 log = logging.getLogger(__name__)
@@ -236,4 +237,8 @@ class Dataplane:
             log.warning("conntrack -D %s failed: %s", " ".join(selector), proc.stderr.strip())
 
     def rule_count(self) -> int:
-        return sum(len(r) for s in self.applied.values() for r in s.chains().values())
+        """Rules in the table: the Services' own chains, and the shared picking chains that
+        every table has once it was loaded (most Services have no rule of their own)."""
+        own = sum(len(r) for s in self.applied.values() for r in s.chains().values())
+        shared = sum(len(r) for r in shared_chains().values()) if not self.need_full_sync else 0
+        return own + shared
