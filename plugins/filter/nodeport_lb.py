@@ -6,6 +6,7 @@ where the planning and validation live (and are tested directly).
     {{ groups['nodes'] | map('extract', hostvars) | nodeport_lb_hosts }}
     {{ {'node_name': ..., 'manifests': ...} | nodeport_lb_agent_args }}
     {{ registered_results | nodeport_lb_applied_services }}
+    {{ groups['lbs'] | map('extract', hostvars) | nodeport_lb_return_path_peers }}
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from nodeport_lb.loadbalancer import (
     plan_haproxy,
     plan_keepalived,
 )
-from nodeport_lb.node_proxy import agent_arguments
+from nodeport_lb.node_proxy import agent_arguments, load_balancer_peers
 from nodeport_lb.services import applied_service
 
 
@@ -51,6 +52,13 @@ def hosts(hostvars: Any, address_var: str = "nodeport_lb_node_address") -> list[
     return hosts_from_inventory(hostvars, address_var)
 
 
+def return_path_peers(hostvars: Any, address_var: str = "nodeport_lb_lb_address") -> list[str]:
+    try:
+        return load_balancer_peers(hostvars, address_var)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
 def applied_services(results: Any) -> list[dict[str, Any]]:
     """nodeport_service's loop results -> nodeport_lb_applied_services (deleted ones left out)."""
     return [
@@ -68,4 +76,5 @@ class FilterModule:
             "nodeport_lb_hosts": hosts,
             "nodeport_lb_agent_args": agent_args,
             "nodeport_lb_applied_services": applied_services,
+            "nodeport_lb_return_path_peers": return_path_peers,
         }

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE
+from nodeport_lb.agent.return_path import LoadBalancerPeer
 from nodeport_lb.defaults import (
     AGENT_CHECK_PORT,
     DEFAULT_HEALTHZ_ADDRESS,
     DEFAULT_NODE_PORT_RANGE,
     address_text,
 )
-from nodeport_lb.loadbalancer import PlanError
+from nodeport_lb.loadbalancer import PlanError, _fact_key
 from nodeport_lb.model import NodePortRange
 
 _SAFE = re.compile(r"^[A-Za-z0-9_./:@,=+-]+$")  # no quoting needed in a systemd ExecStart
@@ -43,6 +44,7 @@ def agent_arguments(
     metrics_bind_address: str = "",
     agent_check_port: int = AGENT_CHECK_PORT,
     service_node_port_range: str = DEFAULT_NODE_PORT_RANGE,
+    load_balancers: Iterable[str] = (),
     extra_args: Iterable[str] = (),
 ) -> list[str]:
     """Arguments after `nodeport-lb agent`; PlanError names the bad variable."""
@@ -81,8 +83,51 @@ def agent_arguments(
         args += ["--service-node-port-range", str(NodePortRange.parse(service_node_port_range))]
     except ValueError as error:
         raise PlanError(f"nodeport_lb_service_node_port_range: {error}") from None
+    for index, text in enumerate(load_balancers or ()):
+        try:
+            LoadBalancerPeer.parse(str(text))
+        except ValueError as error:
+            raise PlanError(f"node_proxy: load balancer [{index}]: {error}") from None
+        args += ["--load-balancer", str(text)]
     args += [str(a) for a in extra_args or ()]
     for arg in args:
         if not _SAFE.match(arg):
             raise PlanError(f"node_proxy: agent argument {arg!r} has characters a unit can't hold")
     return args
+
+
+def load_balancer_peers(
+    hostvars: Iterable[Mapping[str, Any]], address_var: str = "nodeport_lb_lb_address"
+) -> list[str]:
+    """``NAME,MAC,ADDRESS`` of each load balancer for the agent's return path, from the
+    load balancers' inventory variables and network facts: the address is ``address_var`` or
+    ``ansible_host``; the link-layer address is ``nodeport_lb_lb_mac`` or that of the
+    interface holding the address (the one HAProxy's connections to the nodes leave by)."""
+    peers = []
+    for host_vars in hostvars:
+        name = str(host_vars.get("inventory_hostname"))
+        address = str(host_vars.get(address_var) or host_vars.get("ansible_host") or "")
+        mac = host_vars.get("nodeport_lb_lb_mac") or _mac_of(address, host_vars)
+        if not mac:
+            raise PlanError(
+                f"{name}: no interface in its facts holds {address!r}, so its link-layer "
+                "address is unknown: gather its facts (the node_proxy role does) or set "
+                f"nodeport_lb_lb_mac, and {address_var} to its address towards the nodes"
+            )
+        text = f"{name},{mac},{address}"
+        try:
+            LoadBalancerPeer.parse(text)
+        except ValueError as error:
+            raise PlanError(f"load balancer {name}: {error}") from None
+        peers.append(text)
+    return peers
+
+
+def _mac_of(address: str, host_vars: Mapping[str, Any]) -> str:
+    facts = host_vars.get("ansible_facts") or {}
+    for name in facts.get("interfaces") or []:
+        info = facts.get(_fact_key(name)) or {}
+        entries = [info.get("ipv4") or {}, *(info.get("ipv4_secondaries") or [])]
+        if any(entry.get("address") == address for entry in entries):
+            return str(info.get("macaddress") or "")
+    return ""

@@ -9,6 +9,8 @@ import subprocess
 import pytest
 
 from nodeport_lb.agent.return_path import MARK_MASK, LoadBalancerPeer, plan_routes, ruleset
+from nodeport_lb.loadbalancer import PlanError
+from nodeport_lb.node_proxy import agent_arguments, load_balancer_peers
 
 LB1 = LoadBalancerPeer("lb1", "52:54:00:00:00:01", "10.213.0.101")
 LB2 = LoadBalancerPeer("lb2", "52:54:00:00:00:02", "10.213.0.102")
@@ -60,3 +62,35 @@ def test_ruleset_marks_by_link_layer_address_and_routes_replies_only() -> None:
     if os.geteuid() == 0 and shutil.which("nft"):
         check = subprocess.run(["nft", "-c", "-f", "-"], input=text, text=True, capture_output=True)
         assert check.returncode == 0, check.stderr
+
+
+def _lb_hostvars(name: str, address: str, mac: str, **more: object) -> dict[str, object]:
+    """A load balancer's hostvars as Ansible has them after gathering network facts."""
+    return {
+        "inventory_hostname": name,
+        "ansible_host": address,
+        "ansible_facts": {
+            "interfaces": ["lo", "eth0"],
+            "lo": {"ipv4": {"address": "127.0.0.1"}, "macaddress": "00:00:00:00:00:00"},
+            "eth0": {"ipv4": {"address": address}, "macaddress": mac},
+        },
+        **more,
+    }
+
+
+def test_node_proxy_passes_each_load_balancer_from_its_facts() -> None:
+    hostvars = [
+        _lb_hostvars("lb1", "10.213.0.101", "52:54:00:00:00:01"),
+        _lb_hostvars("lb2", "192.0.2.2", "52:54:00:00:00:02", nodeport_lb_lb_address="10.9.9.9"),
+    ]
+    with pytest.raises(PlanError, match=r"lb2: no interface in its facts holds '10\.9\.9\.9'"):
+        load_balancer_peers(hostvars)
+    hostvars[1]["nodeport_lb_lb_mac"] = "52:54:00:00:00:09"
+    peers = load_balancer_peers(hostvars)
+    assert peers == ["lb1,52:54:00:00:00:01,10.213.0.101", "lb2,52:54:00:00:00:09,10.9.9.9"]
+    args = agent_arguments(node_name="node1", manifests="/m", load_balancers=peers)
+    assert args[-4:] == ["--load-balancer", peers[0], "--load-balancer", peers[1]]
+    with pytest.raises(PlanError, match=r"load balancer \[0\]: .*not an IPv4"):
+        agent_arguments(
+            node_name="node1", manifests="/m", load_balancers=["lb1,52:54:00:00:00:01,x"]
+        )

@@ -181,7 +181,7 @@ def test_a_bad_variable_fails_before_any_lb_config_changes(
         group_vars = REPO / "inventories/lab/group_vars/all/nodeport_lb.yml"
         value = yaml.safe_load(group_vars.read_text())["nodeport_lb_services"]
         python_lb = next(s for s in value if s["name"] == "python-lb")
-        python_lb["load_balancer"] = {**python_lb["load_balancer"], "healthcheck": "tcp"}
+        python_lb["load_balancer"] = {**python_lb.get("load_balancer", {}), "healthcheck": "tcp"}
     before = haproxy_configs()
     run = site("--tags", "services,lbs", "-e", json.dumps({variable: value}))
     assert run.returncode != 0

@@ -139,3 +139,34 @@ def test_the_agent_stopped_on_the_pods_node_is_named(converged: Converged) -> No
     ):
         assert line in result.stdout, result.stdout
     verified_again()
+
+
+def test_a_missing_tproxy_rule_on_an_lb_is_named(converged: Converged) -> None:
+    lab_exec("lb2", "ip -4 rule del priority 4200")
+    try:
+        result = verify()
+    finally:
+        lab_exec("lb2", "systemctl reload nodeport-lb-tproxy", check=False)
+    assert result.returncode == 1
+    assert (
+        "lb2: policy rule — expected `fwmark 0x10000/0x10000 lookup 4200`, found none"
+        in result.stdout
+    ), result.stdout
+    assert "lb1: policy rule" not in result.stdout
+    verified_again()
+
+
+def test_a_missing_return_route_on_a_node_is_named(converged: Converged) -> None:
+    # the agent restores its routes every sync period: stop it first (its rules stay)
+    lab_exec("node1", "systemctl stop nodeport-lb-agent && ip -4 route flush table 4202")
+    try:
+        result = verify()
+    finally:
+        lab_exec("node1", "systemctl start nodeport-lb-agent", check=False)
+    assert result.returncode == 1
+    assert (
+        "node1: return path through lb2 (10.213.0.102, " in result.stdout
+        and "— expected `default via 10.213.0.102` in table 4202, found an empty table"
+        in result.stdout
+    ), result.stdout
+    verified_again()

@@ -2,9 +2,11 @@
 
 HTTP on ``--port`` answers any path and method with
 ``{"pod": NAME, "node": NODE, "peer": TCP-PEER-IP, "client": PROXY-SOURCE-OR-PEER-IP}``
-(addresses are IPs without port). A PROXY protocol header (v2, or v1) at connection start is
-understood on every TCP port, as HAProxy's ``send-proxy-v2`` sends it; without one, ``client``
-is the TCP peer. ``--echo-port`` serves a plain TCP echo and a UDP echo for non-HTTP tests.
+(addresses are IPs without port), plus ``"forwarded_for"`` with the X-Forwarded-For header's
+value when the request has one (HAProxy's ``option forwardfor``). A PROXY protocol header
+(v2, or v1) at connection start is understood on every TCP port, as HAProxy's
+``send-proxy-v2`` sends it; without one, ``client`` is the TCP peer. ``--echo-port`` serves a
+plain TCP echo and a UDP echo for non-HTTP tests.
 
 Run as ``python -m nodeport_lb.lab.echo --name NAME --node NODE``.
 """
@@ -149,13 +151,17 @@ async def _read_proxy_header(reader: asyncio.StreamReader) -> tuple[ProxySource 
         buffer += chunk
 
 
-def answer_body(identity: Identity, peer: str, source: ProxySource | None) -> bytes:
+def answer_body(
+    identity: Identity, peer: str, source: ProxySource | None, forwarded_for: str | None = None
+) -> bytes:
     answer = {
         "pod": identity.pod,
         "node": identity.node,
         "peer": peer,
         "client": source.address if source else peer,
     }
+    if forwarded_for is not None:
+        answer["forwarded_for"] = forwarded_for
     return json.dumps(answer).encode() + b"\n"
 
 
@@ -194,7 +200,7 @@ async def _serve_http(
             keep_alive = connection != "close" and (
                 version == "HTTP/1.1" or connection == "keep-alive"
             )
-            body = answer_body(identity, peer, source)
+            body = answer_body(identity, peer, source, headers.get("x-forwarded-for"))
             response_head = (
                 "HTTP/1.1 200 OK\r\n"
                 "Content-Type: application/json\r\n"

@@ -57,7 +57,17 @@ def local_listeners(plan: HAProxyPlan, plane: ControlPlane) -> list[Listener]:
     return result
 
 
-def hands_off_client_address(listener: Listener) -> bool:
-    """PROXY protocol on the servers: the pod is told the client's address."""
-    words = listener.servers[0].options.split() if listener.servers else []
-    return "send-proxy-v2" in words or "send-proxy" in words
+# Where the echo pods report the client's address for each client_address mode: the TCP
+# peer (what any application sees, the plain ones included), the PROXY header's source, the
+# X-Forwarded-For header. "none" hands nothing on.
+CLIENT_ADDRESS_SEEN_AS = {
+    "transparent": "peer",
+    "proxy-v2": "client",
+    "proxy-v1": "client",
+    "forwardfor": "forwarded_for",
+}
+
+
+def client_address_field(listener: Listener) -> str | None:
+    """The echo answer's field that must hold the client's own address (None: not handed on)."""
+    return CLIENT_ADDRESS_SEEN_AS.get(listener.client_address)

@@ -47,7 +47,9 @@ def target(inventory: Inventory, name: str) -> Target:
     if inventory.sources:
         options["ansible_inventory"] = inventory.sources[0]
     vars_ = inventory.vars_of(name)
-    address = str(vars_.get("nodeport_lb_node_address") or vars_.get("ansible_host") or name)
+    # the address the roles use: towards the nodes for a load balancer, towards the LBs for a node
+    own = "nodeport_lb_lb_address" if name in inventory.hosts("lbs") else "nodeport_lb_node_address"
+    address = str(vars_.get(own) or vars_.get("ansible_host") or name)
     return Target(name, testinfra.get_host(f"ansible://{name}", **options), address)
 
 
@@ -76,6 +78,18 @@ def local_addresses(target: Target) -> set[str]:
     if rc != 0:
         raise RuntimeError(f"{target.name}: ip addr failed: {err.strip()}")
     return {a["local"] for link in json.loads(out) for a in link.get("addr_info", [])}
+
+
+def link_layer_address(target: Target) -> str:
+    """The MAC of the interface holding the target's address ('' when none does)."""
+    rc, out, _ = run(target, "ip -j -4 addr show")
+    if rc != 0:
+        return ""
+    for link in json.loads(out or "[]"):
+        if any(a.get("local") == target.address for a in link.get("addr_info", [])):
+            rc, mac, _ = run(target, f"cat /sys/class/net/{shlex.quote(link['ifname'])}/address")
+            return mac.strip() if rc == 0 else ""
+    return ""
 
 
 def source_address(client: Target, destination: str) -> str:

@@ -57,7 +57,8 @@ def summary_lines(inventory_source: str) -> list[str]:
             continue
         body = answer.json() or {}
         seen = (
-            f"pod {body.get('pod')} on {body.get('node')} saw client {body.get('client')}"
+            f"pod {body.get('pod')} on {body.get('node')} saw client {body.get('client')} "
+            f"(TCP peer {body.get('peer')})"
             if "client" in body
             else f"HTTP {answer.status}, {len(answer.body)} bytes"
         )

@@ -21,7 +21,7 @@ from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.expected import ExpectationError, expected_plan
 from nodeport_lb.verify.inventory import Inventory
-from nodeport_lb.verify.probes import Target, target
+from nodeport_lb.verify.probes import Target, link_layer_address, target
 
 INVENTORY = pytest.StashKey[Inventory]()
 ROLES = {"node": "nodes", "lb": "lbs", "client": "clients"}
@@ -96,6 +96,12 @@ def client(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture(scope="session")
 def lbs(inventory: Inventory) -> list[Target]:
     return [target(inventory, name) for name in inventory.hosts("lbs")]
+
+
+@pytest.fixture(scope="session")
+def lb_macs(lbs: list[Target]) -> dict[str, str]:
+    """Each load balancer's link-layer address towards the nodes (asked once)."""
+    return {lb.name: link_layer_address(lb) for lb in lbs}
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,12 @@
 """End to end from a client: every VIP answers, the pod sees the client's own address where
-the load balancers hand it on (PROXY protocol), and nodes without pods take no traffic."""
+the load balancers hand it on (as its TCP peer in transparent mode, as any plain application
+sees it; in the PROXY header; in X-Forwarded-For), and nodes without pods take no traffic."""
 
 from __future__ import annotations
 
 from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
-from nodeport_lb.verify.expected import hands_off_client_address
+from nodeport_lb.verify.expected import client_address_field
 from nodeport_lb.verify.inventory import Inventory
 from nodeport_lb.verify.probes import Target, http_get, source_address, tcp_connects
 from nodeport_lb.verify.report import fail_on
@@ -19,15 +20,20 @@ def test_each_vip_answers_and_the_pod_sees_the_client(client: Target, plan: HAPr
         if not answer.ok:
             problems.append(f"{where} — expected an answer, found none ({answer.error})")
             continue
-        seen = (answer.json() or {}).get("client")
+        field = client_address_field(listener)
         # Only a backend that reports what it saw (the echo pods do) can prove the hand-off.
-        if not hands_off_client_address(listener) or seen is None:
+        seen = (answer.json() or {}).get(field) if field else None
+        if seen is None:
             continue
         own = source_address(client, listener.vip)
         if seen != own:
+            how = {
+                "peer": "as its TCP peer, as a plain application sees it (transparent mode)",
+                "client": "in the PROXY protocol header",
+                "forwarded_for": "in X-Forwarded-For",
+            }[field]
             problems.append(
-                f"{where} — expected the pod to see the client's address {own} (PROXY "
-                f"protocol), found {seen}"
+                f"{where} — expected the pod to see the client's address {own} {how}, found {seen}"
             )
     fail_on(problems)
 

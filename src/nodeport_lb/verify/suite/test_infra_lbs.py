@@ -4,9 +4,13 @@ each VIP is on exactly one load balancer."""
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 
-from nodeport_lb.loadbalancer import HAProxyPlan
+import pytest
+
+from nodeport_lb.loadbalancer import TRANSPARENT_SOURCE, HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.expected import local_listeners
 from nodeport_lb.verify.haproxy import is_up, parse_backends
@@ -19,6 +23,8 @@ from nodeport_lb.verify.probes import (
     run,
 )
 from nodeport_lb.verify.report import fail_on
+
+CAP_NET_RAW = 13  # linux/capability.h
 
 
 def _path(inventory: Inventory, lb: Target, variable: str, default: str) -> str:
@@ -140,3 +146,60 @@ def test_vip_is_on_exactly_one_load_balancer(vip: str, lbs: list[Target]) -> Non
         who = ", ".join(holders) or "lbs"
         found = f"on {' and '.join(holders)}" if holders else "on none"
         fail_on([f"{who}: VIP {vip} — expected on exactly one load balancer, found {found}"])
+
+
+def test_transparent_mode_has_its_tproxy_rules_and_privileges(
+    lb: Target, inventory: Inventory, plan: HAProxyPlan
+) -> None:
+    """Transparent backends connect from the clients' addresses: the replies must reach
+    HAProxy (socket match → mark → policy rule → local route), and HAProxy must hold
+    CAP_NET_RAW without being root."""
+    if not plan.transparent:
+        pytest.skip("no Service uses client_address: transparent")
+    tproxy = plan.to_dict()["tproxy"]
+    mark = int(tproxy["mark"], 16)
+    problems = []
+    rc, table, _ = run(lb, f"nft list table {tproxy['nft_table']}")
+    if rc != 0 or "socket transparent 1" not in table or "meta mark set" not in table:
+        problems.append(
+            f"{lb.name}: nftables table {tproxy['nft_table']} — expected `socket transparent 1 "
+            f"meta mark set …`, found {'no table' if rc else 'no such rule'}"
+        )
+    rules = json.loads(run(lb, "ip -j -4 rule show")[1] or "[]")
+    if not any(
+        r.get("fwmark")
+        and int(r["fwmark"], 16) == mark
+        and str(r.get("table")) == str(tproxy["route_table"])
+        for r in rules
+    ):
+        problems.append(
+            f"{lb.name}: policy rule — expected `fwmark {mark:#x}/{mark:#x} lookup "
+            f"{tproxy['route_table']}`, found none"
+        )
+    routes = run(lb, f"ip -4 route show table {tproxy['route_table']}")[1]
+    if "local default dev lo" not in routes:
+        problems.append(
+            f"{lb.name}: table {tproxy['route_table']} — expected `local 0.0.0.0/0 dev lo`, "
+            f"found {routes.strip() or 'an empty table'}"
+        )
+    config = _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
+    backends = parse_backends(lb.host.file(config).content_string)
+    for listener in plan.listeners:
+        backend = backends.get(listener.name)
+        transparent = listener.client_address == "transparent"
+        if transparent and backend is not None and TRANSPARENT_SOURCE not in backend.lines:
+            problems.append(
+                f"{lb.name}: backend {listener.service} — expected `{TRANSPARENT_SOURCE}` "
+                "(client_address: transparent), found none"
+            )
+    rc, status, _ = run(lb, "cat /proc/$(pgrep -o -x haproxy)/status")
+    uid = re.search(r"^Uid:\s+(\d+)", status, re.M)
+    caps = re.search(r"^CapEff:\s+([0-9a-f]+)", status, re.M)
+    if rc != 0 or not uid or not caps:
+        problems.append(f"{lb.name}: haproxy — expected a running master process, found none")
+    elif uid.group(1) == "0" or not int(caps.group(1), 16) & (1 << CAP_NET_RAW):
+        problems.append(
+            f"{lb.name}: haproxy runs as uid {uid.group(1)} with capabilities {caps.group(1)} "
+            "— expected a non-root user holding CAP_NET_RAW (transparent connections)"
+        )
+    fail_on(problems)

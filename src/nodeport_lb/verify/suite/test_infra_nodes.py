@@ -1,13 +1,17 @@
 """Nodes: the agent runs in the mode the node needs, the node's dataplane is the one that mode
 says (the agent's table when standalone, kube-proxy's when companion), every hcnp says what the
-EndpointSlices say whoever serves it, and the agent's agent-check weighs the node by its pods."""
+EndpointSlices say whoever serves it, the agent's agent-check weighs the node by its pods, and
+(transparent mode) replies find their way back through each load balancer."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
+from nodeport_lb.agent.return_path import MARK_MASK
+from nodeport_lb.agent.return_path import TABLE as RETURN_PATH_TABLE
 from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.inventory import Inventory
@@ -18,6 +22,7 @@ from nodeport_lb.verify.probes import (
     agent_check,
     http_get,
     node_dataplane,
+    run,
 )
 from nodeport_lb.verify.report import fail_on
 
@@ -142,4 +147,52 @@ def test_agent_check_weighs_the_node_by_its_ready_pods(
             f"{node.name}: agent-check {port} of Service {key} — expected {expected} "
             f"(EndpointSlices in the {control_plane.source}), found {answer!r}"
         )
+    fail_on(problems)
+
+
+def test_return_path_routes_replies_back_through_each_lb(
+    node: Target, lbs: list[Target], lb_macs: dict[str, str], plan: HAProxyPlan
+) -> None:
+    """Transparent mode: every load balancer has its mark (from its link-layer address) and
+    its routing table (default via it) on every node, ahead of any failover."""
+    if not plan.transparent:
+        pytest.skip("no Service uses client_address: transparent")
+    rc, table, err = run(node, f"nft list table {RETURN_PATH_TABLE}")
+    if rc != 0:
+        fail_on(
+            [
+                f"{node.name}: nftables table {RETURN_PATH_TABLE} — expected present, found "
+                f"{(err.strip().splitlines() or [f'exit {rc}'])[0]}"
+            ]
+        )
+    rules = json.loads(run(node, "ip -j -4 rule show")[1] or "[]")
+    problems = []
+    for lb in lbs:
+        mac = lb_macs[lb.name]
+        where = f"{node.name}: return path through {lb.name} ({lb.address}, {mac or '?'})"
+        found = (
+            re.search(rf"ether saddr {re.escape(mac)} ct mark set .*\| (0x[0-9a-f]+)", table)
+            if mac
+            else None
+        )
+        if found is None:
+            problems.append(
+                f"{where} — expected a connection mark for {mac} in {RETURN_PATH_TABLE}, found none"
+            )
+            continue
+        mark = int(found.group(1), 16)
+        lookup = [r for r in rules if r.get("fwmark") and int(r["fwmark"], 16) == mark]
+        if not lookup:
+            problems.append(
+                f"{where} — expected `ip rule fwmark {mark:#x}/{MARK_MASK:#x} "
+                "lookup TABLE`, found no rule for that mark"
+            )
+            continue
+        table_id = str(lookup[0].get("table"))
+        routes = run(node, f"ip -4 route show table {table_id}")[1]
+        if f"default via {lb.address} " not in routes + " ":
+            problems.append(
+                f"{where} — expected `default via {lb.address}` in table "
+                f"{table_id}, found {routes.strip() or 'an empty table'}"
+            )
     fail_on(problems)
