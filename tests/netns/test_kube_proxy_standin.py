@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from nodeport_lb.defaults import DEFAULT_HEALTHZ_ADDRESS, DEFAULT_METRICS_ADDRESS, address_text
 from nodeport_lb.lab import kube_proxy as stand_in
 from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
 from tests.support.netlib import (
@@ -63,6 +64,8 @@ def cluster(seed_lab: SeedLab) -> Iterator[SeedLab]:
                 stand_in.__file__,
                 f"--hostname-override={node}",
                 f"--manifests={seed_lab.stores[node].path}",
+                f"--healthz-bind-address={address_text(DEFAULT_HEALTHZ_ADDRESS)}",
+                f"--metrics-bind-address={address_text(DEFAULT_METRICS_ADDRESS)}",
             ),
             log_name=f"kube-proxy-{node}.log",
         )

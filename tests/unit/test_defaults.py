@@ -1,14 +1,18 @@
-"""The roles' defaults and the module documentation agree with nodeport_lb.defaults, where the
-Python side keeps each port and range once."""
+"""The roles' defaults, the module documentation and the lab's kube-proxy unit agree with
+nodeport_lb.defaults, where the Python side keeps each port and range once."""
 
 from __future__ import annotations
 
+import ast
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
 from nodeport_lb import defaults
+from nodeport_lb.lab import hosts
+from nodeport_lb.lab import kube_proxy as stand_in
 from nodeport_lb.model import NodePortRange
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,3 +61,25 @@ def test_the_parsed_default_range_is_the_written_one() -> None:
     assert NodePortRange() == NodePortRange.parse(defaults.DEFAULT_NODE_PORT_RANGE)
     assert defaults.DEFAULT_NODE_PORT_LOW in NodePortRange()
     assert defaults.DEFAULT_NODE_PORT_LOW - 1 not in NodePortRange()
+
+
+def test_the_module_notes_quote_the_default_range() -> None:
+    """The example refusal in the module's notes is the API server's message for the default
+    range; the notes are literal YAML (ansible-doc reads them without running the module)."""
+    module = ast.parse((REPO / "modules" / "nodeport_service.py").read_text())
+    documentation = next(
+        node.value.value
+        for node in module.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "DOCUMENTATION"
+    )
+    notes = " ".join(yaml.safe_load(documentation)["notes"])
+    assert f"The range of valid ports is {defaults.DEFAULT_NODE_PORT_RANGE})" in notes
+
+
+def test_the_lab_starts_its_kube_proxy_on_kube_proxys_default_addresses() -> None:
+    unit = hosts.kube_proxy_unit("node1")
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    args = stand_in.argument_parser().parse_args(shlex.split(exec_start)[1:])
+    assert args.healthz_bind_address == defaults.DEFAULT_HEALTHZ_ADDRESS
+    assert args.metrics_bind_address == defaults.DEFAULT_METRICS_ADDRESS
+    assert args.hostname_override == "node1"

@@ -15,6 +15,13 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from nodeport_lb.defaults import (
+    DEFAULT_HEALTHZ_ADDRESS,
+    DEFAULT_METRICS_ADDRESS,
+    PROXY_HEALTHZ_PATH,
+    PROXY_HEALTHZ_PORT,
+    address_text,
+)
 from nodeport_lb.lab import layout
 from nodeport_lb.lab.layout import HostPlan
 from nodeport_lb.lab.state import STATE_DIR
@@ -117,6 +124,17 @@ _KUBE_PROXY_READY = (
 )
 
 
+def kube_proxy_unit(node_name: str) -> str:
+    """kube-proxy.service for a node: the stand-in on kube-proxy's default addresses."""
+    return render_template(
+        "lab-kube-proxy.service.j2",
+        node_name=node_name,
+        manifests=layout.NODE_STORE_PATH,
+        healthz_address=address_text(DEFAULT_HEALTHZ_ADDRESS),
+        metrics_address=address_text(DEFAULT_METRICS_ADDRESS),
+    )
+
+
 def install_kube_proxy(host: HostPlan) -> None:
     """Put the kube-proxy stand-in on a node before it boots, enabled as a cluster installer
     would leave it: the program as /usr/local/bin/kube-proxy, its unit, the wants link."""
@@ -126,11 +144,7 @@ def install_kube_proxy(host: HostPlan) -> None:
     shutil.copyfile(KUBE_PROXY_STAND_IN, program)
     program.chmod(0o755)
     systemd = root / "etc" / "systemd" / "system"
-    (systemd / KUBE_PROXY_UNIT).write_text(
-        render_template(
-            "lab-kube-proxy.service.j2", node_name=host.name, manifests=layout.NODE_STORE_PATH
-        )
-    )
+    (systemd / KUBE_PROXY_UNIT).write_text(kube_proxy_unit(host.name))
     wants = systemd / "multi-user.target.wants" / KUBE_PROXY_UNIT
     wants.parent.mkdir(parents=True, exist_ok=True)
     wants.unlink(missing_ok=True)
@@ -138,22 +152,26 @@ def install_kube_proxy(host: HostPlan) -> None:
 
 
 def start_kube_proxy(host: HostPlan, nspawn_pid: int | None, timeout: float) -> None:
-    """A node is ready when its kube-proxy answers /healthz on :10256 (what a cluster's
-    node readiness looks at), after its packages are there."""
+    """A node is ready when its kube-proxy answers /healthz (what a cluster's node readiness
+    looks at), after its packages are there."""
     run(exec_args(nspawn_pid, host.name, ["sh", "-c", _KUBE_PROXY_READY]))
+    request = (
+        f"GET {PROXY_HEALTHZ_PATH} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n"
+    ).encode()
 
     def healthy() -> bool:
         try:
-            with socket.create_connection((host.address, 10256), timeout=1) as conn:
-                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n")
+            with socket.create_connection((host.address, PROXY_HEALTHZ_PORT), timeout=1) as conn:
+                conn.sendall(request)
                 return conn.recv(64).startswith(b"HTTP/1.1 200 ")
         except OSError:
             return False
 
     if not wait_for(healthy, timeout, interval=0.2):
         raise LabError(
-            f"{host.name}: the kube-proxy stand-in did not answer /healthz on :10256 within "
-            f"{timeout:.0f}s (`nodeport-lb lab exec {host.name} -- journalctl -u kube-proxy`)"
+            f"{host.name}: the kube-proxy stand-in did not answer {PROXY_HEALTHZ_PATH} on "
+            f":{PROXY_HEALTHZ_PORT} within {timeout:.0f}s "
+            f"(`nodeport-lb lab exec {host.name} -- journalctl -u kube-proxy`)"
         )
 
 

@@ -15,14 +15,17 @@ cluster:
 - one healthCheckNodePort server per LoadBalancer + Local Service, answering any path and
   method as kube-proxy does byte for byte (Go net/http's header order, tab-indented body
   without a trailing newline, ``X-Load-Balancing-Endpoint-Weight``);
-- ``/healthz`` and ``/livez`` on 0.0.0.0:10256 (node drain counts for /healthz only), and
-  ``/metrics`` on 127.0.0.1:10249.
+- ``/healthz`` and ``/livez`` (node drain counts for /healthz only) and ``/metrics`` on the
+  addresses its unit gives it, kube-proxy's own defaults (``--healthz-bind-address``,
+  ``--metrics-bind-address``).
 
 It is deliberately separate from nodeport-lb's own agent (no import of it, its own rules and
 answers written from kube-proxy's documented behaviour), so tests of the agent beside it check
 the agent against an independent kube-proxy, not against itself. Its input is the lab's
 control plane, the manifest store the nodes mount read-only (a real kube-proxy watches the
-API server for the same objects). It needs python3, python3-yaml and nft.
+API server for the same objects). It needs python3, python3-yaml and nft, nothing of
+nodeport-lb: it is copied to the node as one file, so the lab passes it the addresses instead of
+this file keeping another copy of the port numbers.
 """
 
 from __future__ import annotations
@@ -564,19 +567,23 @@ def _address(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
-def main(argv: list[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kube-proxy",
         description="STAND-IN for kube-proxy (nftables mode) on nodeport-lb lab nodes: "
-        "table ip kube-proxy, healthCheckNodePorts, /healthz on :10256. Not the real binary.",
+        "table ip kube-proxy, healthCheckNodePorts, /healthz. Not the real binary.",
     )
     parser.add_argument("--hostname-override", required=True, help="this node's name")
     parser.add_argument("--manifests", type=Path, required=True, help="the lab's manifest store")
     parser.add_argument("--proxy-mode", choices=["nftables"], default="nftables")
-    parser.add_argument("--healthz-bind-address", type=_address, default=("0.0.0.0", 10256))
-    parser.add_argument("--metrics-bind-address", type=_address, default=("127.0.0.1", 10249))
+    parser.add_argument("--healthz-bind-address", type=_address, required=True, help="ADDR:PORT")
+    parser.add_argument("--metrics-bind-address", type=_address, required=True, help="ADDR:PORT")
     parser.add_argument("--sync-period", type=float, default=30.0, help="seconds")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argument_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )

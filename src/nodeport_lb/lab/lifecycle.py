@@ -143,7 +143,7 @@ def _build(
         in_parallel(lambda h: hosts.wait_for_ssh(h, BOOT_TIMEOUT), plan)
         in_parallel(_check_ssh_login, plan)
     if kube_proxy:
-        with progress.step("waiting for kube-proxy on every node (/healthz on :10256)"):
+        with progress.step("waiting for kube-proxy's /healthz on every node"):
             records = {h.name: h for h in state.hosts}
             in_parallel(
                 lambda h: hosts.start_kube_proxy(h, records[h.name].nspawn_pid, BOOT_TIMEOUT),
