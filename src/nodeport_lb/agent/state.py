@@ -107,11 +107,7 @@ class ClusterState:
             if self.services.pop(service_key, None):
                 result.dirty.add(service_key)
         elif key.kind == "EndpointSlice":
-            old = self.slices.pop(key, None)
-            if old:
-                service_key = f"{old.namespace}/{old.service_name}"
-                self._slices_of_service.get(service_key, set()).discard(key)
-                result.dirty.add(service_key)
+            self._drop_slice(key, result)
         elif key.kind == "Node" and key.name == self.config.node_name:
             self.node = None
             result.node_changed = True
@@ -122,35 +118,44 @@ class ClusterState:
         if key.kind == "Service":
             self._upsert_service(key, obj, result, origin)
         elif key.kind == "EndpointSlice":
-            try:
-                parsed = parse_endpoint_slice(obj)
-            except InvalidEndpointSlice as exc:
-                self._reject(
-                    result,
-                    "EndpointSlice",
-                    origin,
-                    f"{key} ignored, keeping its last good state: {exc}",
-                )
-                return
-            for error in parsed.set_aside if parsed else ():
-                self._reject(result, "Endpoint", origin, f"{key}: endpoint left out: {error}")
-            old = self.slices.get(key)
-            if old == parsed:
-                return
-            if old:
-                old_service = f"{old.namespace}/{old.service_name}"
-                self._slices_of_service.get(old_service, set()).discard(key)
-                result.dirty.add(old_service)
-            if parsed is None:
-                self.slices.pop(key, None)
-                return
-            service_key = f"{parsed.namespace}/{parsed.service_name}"
-            self.slices[key] = parsed
-            self._slices_of_service.setdefault(service_key, set()).add(key)
-            result.dirty.add(service_key)
+            self._upsert_slice(key, obj, result, origin)
         elif key.kind == "Node" and key.name == self.config.node_name:
             self.node = obj
             result.node_changed = True
+
+    def _upsert_slice(
+        self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult, origin: str
+    ) -> None:
+        try:
+            parsed = parse_endpoint_slice(obj)
+        except InvalidEndpointSlice as exc:
+            self._reject(
+                result,
+                "EndpointSlice",
+                origin,
+                f"{key} ignored, keeping its last good state: {exc}",
+            )
+            return
+        for error in parsed.set_aside if parsed else ():
+            self._reject(result, "Endpoint", origin, f"{key}: endpoint left out: {error}")
+        if self.slices.get(key) == parsed:
+            return
+        # A slice may move to another Service (its label changed): the old one loses it.
+        self._drop_slice(key, result)
+        if parsed is None:
+            return
+        service_key = f"{parsed.namespace}/{parsed.service_name}"
+        self.slices[key] = parsed
+        self._slices_of_service.setdefault(service_key, set()).add(key)
+        result.dirty.add(service_key)
+
+    def _drop_slice(self, key: ObjectKey, result: ApplyResult) -> None:
+        """Forget a slice; the Service it belonged to is computed again."""
+        old = self.slices.pop(key, None)
+        if old:
+            service_key = f"{old.namespace}/{old.service_name}"
+            self._slices_of_service.get(service_key, set()).discard(key)
+            result.dirty.add(service_key)
 
     def _upsert_service(
         self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult, origin: str
