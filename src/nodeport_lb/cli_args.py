@@ -1,12 +1,59 @@
-"""Argument types shared by the sub-commands (one parser for one kind of value)."""
+"""What the sub-commands share: how a command is declared and shows its --help, the options
+that mean the same everywhere, and one parser for each kind of value."""
 
 from __future__ import annotations
 
 import argparse
+import textwrap
+from pathlib import Path
+from typing import Any
 
 from nodeport_lb.defaults import DEFAULT_NODE_PORT_RANGE
 from nodeport_lb.model import NodePortRange
 from nodeport_lb.validation import DEFAULT_SERVICE_IP_FAMILIES, IP_FAMILIES
+
+HELP_WIDTH = 96
+
+
+def add_command(
+    subparsers: Any,
+    name: str,
+    *,
+    help: str,
+    description: str | None = None,
+    epilog: str | None = None,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """A sub-command, its --help laid out as every nodeport-lb command's: ``help`` is its line
+    in the list of commands; in ``description``, a paragraph written as one line is wrapped and
+    one laid out over several lines (a table) is kept; ``epilog`` (examples) is kept as written.
+    """
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=help_paragraphs(description) if description else None,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+
+
+def help_paragraphs(text: str) -> str:
+    """``text`` with each one-line paragraph wrapped (argparse keeps it as written once the
+    epilog's examples need their line breaks)."""
+    return "\n\n".join(
+        textwrap.fill(paragraph, HELP_WIDTH) if "\n" not in paragraph.strip("\n") else paragraph
+        for paragraph in text.split("\n\n")
+    )
+
+
+def add_source_options(parser: argparse.ArgumentParser, *, kubeconfig: str, manifests: str) -> None:
+    """Where a command reads the cluster's objects: ``--kubeconfig FILE`` (the Kubernetes API)
+    or ``--manifests DIR`` (a manifest store or directory), exactly one; the texts say what
+    the command reads there."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--kubeconfig", metavar="FILE", help=kubeconfig)
+    source.add_argument("--manifests", metavar="DIR", type=Path, help=manifests)
 
 
 def node_port_range_arg(text: str) -> NodePortRange:

@@ -17,7 +17,11 @@ from typing import Any
 import yaml
 
 from nodeport_lb.allocation import cross_service_conflicts
-from nodeport_lb.cli_args import add_ip_families_option, add_node_port_range_option
+from nodeport_lb.cli_args import (
+    add_command,
+    add_ip_families_option,
+    add_node_port_range_option,
+)
 from nodeport_lb.model import apply_defaults
 from nodeport_lb.validation import FieldError, validate_service
 
@@ -41,13 +45,15 @@ class LoadedService:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    service = subparsers.add_parser(
+    service = add_command(
+        subparsers,
         "service",
         help="work with Service manifests",
         description="Work with Kubernetes v1 Service manifests.",
     )
     verbs = service.add_subparsers(dest="service_command", metavar="VERB")
-    validate = verbs.add_parser(
+    validate = add_command(
+        verbs,
         "validate",
         help="validate Service manifests as the Kubernetes API server would",
         description=(
@@ -62,7 +68,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "trafficDistribution, appProtocol, topology annotations. Ports are checked across "
             "all the files given, as one cluster's pool."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "exit status:\n"
             "  0  every Service is valid\n"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE, dataplane_signs
-from nodeport_lb.cli_args import add_node_port_range_option
+from nodeport_lb.cli_args import add_command, add_node_port_range_option, add_source_options
 from nodeport_lb.defaults import (
     AGENT_CHECK_PORT,
     COMPANION_METRICS_ADDRESS,
@@ -85,12 +85,12 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "agent",
         help="run the node proxy agent (nftables NodePort rules + healthCheckNodePort server)",
         description=DESCRIPTION,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--mode",
@@ -105,15 +105,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=socket.gethostname(),
         help="this node's name as in EndpointSlices' nodeName (default: the hostname)",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--manifests",
-        metavar="DIR",
-        type=Path,
-        help="manifest store directory (Services, EndpointSlices, Node)",
-    )
-    source.add_argument(
-        "--kubeconfig", metavar="FILE", help="watch the Kubernetes API with this kubeconfig"
+    add_source_options(
+        parser,
+        kubeconfig="watch the Kubernetes API with this kubeconfig",
+        manifests="manifest store directory (Services, EndpointSlices, Node)",
     )
     parser.add_argument(
         "--nodeport-addresses",

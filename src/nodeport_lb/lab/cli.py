@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nodeport_lb.cli_args import add_command
 from nodeport_lb.lab import endpoint_controller, lifecycle, pods
 from nodeport_lb.lab.echo import DEFAULT_ECHO_PORT, DEFAULT_HTTP_PORT
 from nodeport_lb.lab.state import LabState, lab_lock
@@ -31,7 +32,8 @@ examples:
 
 
 def register(subparsers: Any) -> None:
-    lab = subparsers.add_parser(
+    lab = add_command(
+        subparsers,
         "lab",
         help="real Debian hosts (systemd-nspawn) on a private bridge, with echo pods",
         description=(
@@ -40,15 +42,14 @@ def register(subparsers: Any) -> None:
             "inventories/lab/hosts.yml. Needs root."
         ),
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = lab.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)
 
-    up = commands.add_parser(
+    up = add_command(
+        commands,
         "up",
         help="build and boot the lab (reuses the cached base rootfs)",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument("--nodes", type=int, default=3, help="Kubernetes nodes (default 3)")
     up.add_argument("--lbs", type=int, default=2, help="load balancers (default 2)")
@@ -97,7 +98,8 @@ def register(subparsers: Any) -> None:
 
     pod = commands.add_parser("pod", help="add or remove pods, read their logs")
     pod_commands = pod.add_subparsers(dest="pod_command", metavar="COMMAND", required=True)
-    add = pod_commands.add_parser(
+    add = add_command(
+        pod_commands,
         "add",
         help="start pods on a node",
         description=(

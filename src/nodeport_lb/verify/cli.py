@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nodeport_lb.cli_args import add_command
 from nodeport_lb.verify.report import read_junit
 
 SUITE = Path(__file__).resolve().parent / "suite"
@@ -42,7 +43,8 @@ def configured_inventory() -> str:
 
 
 def register(subparsers: Any) -> None:
-    verify = subparsers.add_parser(
+    verify = add_command(
+        subparsers,
         "verify",
         help="check every host of an inventory and the path end to end (testinfra)",
         description=(
@@ -61,7 +63,8 @@ def register(subparsers: Any) -> None:
     verify.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
     verify.set_defaults(func=_verify)
 
-    summary = subparsers.add_parser(
+    summary = add_command(
+        subparsers,
         "summary",
         help="what the chain looks like now: VIP holder, HAProxy UP/DOWN, one request",
     )
