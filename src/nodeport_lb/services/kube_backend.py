@@ -80,9 +80,7 @@ class KubernetesBackend:
         self.api_client.close()
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._call(
-            self.core.read_namespaced_service, name, name=name, namespace=namespace, missing_ok=True
-        )
+        return self._call_on(self.core.read_namespaced_service, namespace, name, missing_ok=True)
 
     def list(self) -> list[dict[str, Any]]:
         return self.list_objects("Service")
@@ -114,7 +112,7 @@ class KubernetesBackend:
         """One namespaced object of ``kind``, None when it does not exist."""
         api_version, api_class, stem, _ = READABLE_KINDS[kind]
         method = getattr(api_class(self.api_client), f"read_namespaced_{stem}")
-        found = self._call(method, name, name=name, namespace=namespace, missing_ok=True)
+        found = self._call_on(method, namespace, name, missing_ok=True)
         return None if found is None else {"apiVersion": api_version, "kind": kind, **found}
 
     def apply(
@@ -132,11 +130,10 @@ class KubernetesBackend:
         before = self.get(namespace, name)
         # dryRun=All runs admission, conflict detection, validation and allocation without
         # storing anything, so check mode reports the API server's refusal as the run would.
-        after = self._call(
+        after = self._call_on(
             self.core.patch_namespaced_service,
+            namespace,
             name,
-            name=name,
-            namespace=namespace,
             body=manifest,
             field_manager=FIELD_MANAGER,
             force=force_conflicts,
@@ -152,15 +149,13 @@ class KubernetesBackend:
         before = self.get(namespace, name)
         if before is None or check_mode:
             return ApplyResult(before is not None, before, None)
-        gone = self._call(
-            self.core.delete_namespaced_service,
-            name,
-            name=name,
-            namespace=namespace,
-            missing_ok=True,
-        )
+        gone = self._call_on(self.core.delete_namespaced_service, namespace, name, missing_ok=True)
         # Deleted by someone else between our GET and DELETE: nothing changed by us.
         return ApplyResult(gone is not None, before, None)
+
+    def _call_on(self, method: Callable[..., Any], namespace: str, name: str, **kwargs: Any) -> Any:
+        """A call on the object ``namespace``/``name``; its errors name the object."""
+        return self._call(method, name, name=name, namespace=namespace, **kwargs)
 
     def _call(
         self, method: Callable[..., Any], subject: str, missing_ok: bool = False, **kwargs: Any
