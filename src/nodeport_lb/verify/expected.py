@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nodeport_lb.loadbalancer import HAProxyPlan, Listener, plan_haproxy
+from nodeport_lb.model import Service
 from nodeport_lb.services import applied_service
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.inventory import Inventory
@@ -47,13 +48,14 @@ def expected_plan(inventory: Inventory, plane: ControlPlane) -> HAProxyPlan:
     )
 
 
-def local_listeners(plan: HAProxyPlan, plane: ControlPlane) -> list[Listener]:
-    """Listeners of eTP Local Services: the ones whose checks must be HTTP on the hcnp."""
+def local_listeners(plan: HAProxyPlan, plane: ControlPlane) -> list[tuple[Listener, Service]]:
+    """Listeners of eTP Local Services, each with its Service as the control plane has it now:
+    the ones whose checks must be HTTP on the hcnp."""
     result = []
     for listener in plan.listeners:
         service = plane.service(listener.service)
         if service is not None and service.is_local:
-            result.append(listener)
+            result.append((listener, service))
     return result
 
 

@@ -31,6 +31,16 @@ def _path(inventory: Inventory, lb: Target, variable: str, default: str) -> str:
     return str(inventory.vars_of(lb.name).get(variable) or default)
 
 
+def _haproxy_config(inventory: Inventory, lb: Target) -> str:
+    return _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
+
+
+def _haproxy_runtime(inventory: Inventory, lb: Target) -> tuple[dict, dict]:
+    """(show stat, show servers state) from the runtime API socket the role configured."""
+    socket = _path(inventory, lb, "nodeport_lb_haproxy_stats_socket", DEFAULT_STATS_SOCKET)
+    return haproxy_runtime(lb, socket)
+
+
 def _running_with_valid_config(lb: Target, unit: str, validate: str) -> list[str]:
     problems = []
     service = lb.host.service(unit)
@@ -46,7 +56,7 @@ def _running_with_valid_config(lb: Target, unit: str, validate: str) -> list[str
 
 
 def test_haproxy_runs_a_valid_config(lb: Target, inventory: Inventory) -> None:
-    config = _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
+    config = _haproxy_config(inventory, lb)
     fail_on(_running_with_valid_config(lb, "haproxy", f"haproxy -c -f {shlex.quote(config)}"))
 
 
@@ -60,14 +70,11 @@ def test_keepalived_runs_a_valid_config(lb: Target, inventory: Inventory) -> Non
 def test_local_backends_check_http_on_the_live_hcnp(
     lb: Target, inventory: Inventory, plan: HAProxyPlan, control_plane: ControlPlane
 ) -> None:
-    config = _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
+    config = _haproxy_config(inventory, lb)
     backends = parse_backends(lb.host.file(config).content_string)
-    socket = _path(inventory, lb, "nodeport_lb_haproxy_stats_socket", DEFAULT_STATS_SOCKET)
-    _, runtime = haproxy_runtime(lb, socket)
+    _, runtime = _haproxy_runtime(inventory, lb)
     problems = []
-    for listener in local_listeners(plan, control_plane):
-        service = control_plane.service(listener.service)
-        assert service is not None  # local_listeners keeps only known Services
+    for listener, service in local_listeners(plan, control_plane):
         hcnp = service.health_check_node_port
         where = f"{lb.name}: backend {listener.service}"
         backend = backends.get(listener.name)
@@ -116,12 +123,9 @@ def test_local_backends_check_http_on_the_live_hcnp(
 def test_haproxy_has_up_exactly_the_nodes_with_ready_pods(
     lb: Target, inventory: Inventory, plan: HAProxyPlan, control_plane: ControlPlane
 ) -> None:
-    socket = _path(inventory, lb, "nodeport_lb_haproxy_stats_socket", DEFAULT_STATS_SOCKET)
-    stats, _ = haproxy_runtime(lb, socket)
+    stats, _ = _haproxy_runtime(inventory, lb)
     problems = []
-    for listener in local_listeners(plan, control_plane):
-        service = control_plane.service(listener.service)
-        assert service is not None  # local_listeners keeps only known Services
+    for listener, service in local_listeners(plan, control_plane):
         for server in listener.servers:
             ready = control_plane.local_ready(service, inventory.node_name(server.name))
             row = stats.get((listener.name, server.name))
@@ -182,8 +186,7 @@ def test_transparent_mode_has_its_tproxy_rules_and_privileges(
             f"{lb.name}: table {tproxy['route_table']} — expected `local 0.0.0.0/0 dev lo`, "
             f"found {routes.strip() or 'an empty table'}"
         )
-    config = _path(inventory, lb, "nodeport_lb_haproxy_config_path", "/etc/haproxy/haproxy.cfg")
-    backends = parse_backends(lb.host.file(config).content_string)
+    backends = parse_backends(lb.host.file(_haproxy_config(inventory, lb)).content_string)
     for listener in plan.listeners:
         backend = backends.get(listener.name)
         transparent = listener.client_address == "transparent"
