@@ -69,31 +69,32 @@ def _full(fmt: str, value: str) -> bool:
     return re.fullmatch(fmt, value) is not None
 
 
-def is_dns1123_label(value: str) -> list[str]:
+def _length_and_format(value: str, max_len: int, fmt: str, msg: str, *examples: str) -> list[str]:
+    """The shape of most apimachinery checks: a length cap, then the regex with its message."""
     errs = []
-    if len(value) > DNS1123_LABEL_MAX:
-        errs.append(max_len_error(DNS1123_LABEL_MAX))
-    if not _full(_DNS1123_LABEL_FMT, value):
-        errs.append(regex_error(_DNS1123_LABEL_MSG, _DNS1123_LABEL_FMT, "my-name", "123-abc"))
+    if len(value) > max_len:
+        errs.append(max_len_error(max_len))
+    if not _full(fmt, value):
+        errs.append(regex_error(msg, fmt, *examples))
     return errs
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    return _length_and_format(
+        value, DNS1123_LABEL_MAX, _DNS1123_LABEL_FMT, _DNS1123_LABEL_MSG, "my-name", "123-abc"
+    )
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
-    errs = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not _full(_DNS1123_SUBDOMAIN_FMT, value):
-        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
+    return _length_and_format(
+        value, DNS1123_SUBDOMAIN_MAX, _DNS1123_SUBDOMAIN_FMT, _DNS1123_SUBDOMAIN_MSG, "example.com"
+    )
 
 
 def is_dns1035_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > DNS1035_LABEL_MAX:
-        errs.append(max_len_error(DNS1035_LABEL_MAX))
-    if not _full(_DNS1035_LABEL_FMT, value):
-        errs.append(regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
+    return _length_and_format(
+        value, DNS1035_LABEL_MAX, _DNS1035_LABEL_FMT, _DNS1035_LABEL_MSG, "my-name", "abc-123"
+    )
 
 
 def is_qualified_name(value: str) -> list[str]:
@@ -127,12 +128,9 @@ def is_qualified_name(value: str) -> list[str]:
 
 
 def is_valid_label_value(value: str) -> list[str]:
-    errs = []
-    if len(value) > LABEL_VALUE_MAX:
-        errs.append(max_len_error(LABEL_VALUE_MAX))
-    if not _full(_LABEL_VALUE_FMT, value):
-        errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
+    return _length_and_format(
+        value, LABEL_VALUE_MAX, _LABEL_VALUE_FMT, _LABEL_VALUE_MSG, "MyValue", "my_value", "12345"
+    )
 
 
 def is_valid_port_num(port: int) -> list[str]:
