@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nodeport_lb.store import atomic_write_text
 
@@ -76,18 +76,10 @@ class LabState:
     complete: bool = False  # True once `lab up` finished
 
     def host(self, name: str) -> LabHost:
-        for host in self.hosts:
-            if host.name == name:
-                return host
-        known = ", ".join(h.name for h in self.hosts) or "none (is the lab up?)"
-        raise LookupError(f"no lab host named {name!r}; hosts: {known}")
+        return _named(self.hosts, name, "host", "none (is the lab up?)")
 
     def pod(self, name: str) -> LabPod:
-        for pod in self.pods:
-            if pod.name == name:
-                return pod
-        known = ", ".join(p.name for p in self.pods) or "none"
-        raise LookupError(f"no lab pod named {name!r}; pods: {known}")
+        return _named(self.pods, name, "pod", "none")
 
     def save(self, path: Path = STATE_FILE) -> None:
         atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n", mode=0o600)
@@ -109,6 +101,18 @@ class LabState:
             kube_proxy=bool(data.get("kube_proxy", False)),
             complete=bool(data.get("complete", False)),
         )
+
+
+Named = TypeVar("Named", LabHost, LabPod)
+
+
+def _named(items: list[Named], name: str, kind: str, when_empty: str) -> Named:
+    """The item called ``name``; else a LookupError that lists the names there are."""
+    for item in items:
+        if item.name == name:
+            return item
+    known = ", ".join(item.name for item in items) or when_empty
+    raise LookupError(f"no lab {kind} named {name!r}; {kind}s: {known}")
 
 
 @contextlib.contextmanager
