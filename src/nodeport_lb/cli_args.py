@@ -25,9 +25,8 @@ def add_command(
     **kwargs: Any,
 ) -> argparse.ArgumentParser:
     """A sub-command, its --help laid out as every nodeport-lb command's: ``help`` is its line
-    in the list of commands; in ``description``, a paragraph written as one line is wrapped and
-    one laid out over several lines (a table) is kept; ``epilog`` (examples) is kept as written.
-    """
+    in the list of commands; ``description`` is shown as laid out, a paragraph too wide for the
+    help wrapped; ``epilog`` (examples) is kept as written."""
     return subparsers.add_parser(
         name,
         help=help,
@@ -39,11 +38,19 @@ def add_command(
 
 
 def help_paragraphs(text: str) -> str:
-    """``text`` with each one-line paragraph wrapped (argparse keeps it as written once the
-    epilog's examples need their line breaks)."""
+    """``text`` with each paragraph that has a line wider than the help wrapped (one written as
+    a single long string); what is laid out to fit, tables included, is kept as written.
+    argparse itself wraps nothing once the epilog's examples need their line breaks kept."""
     return "\n\n".join(
-        textwrap.fill(paragraph, HELP_WIDTH) if "\n" not in paragraph.strip("\n") else paragraph
-        for paragraph in text.split("\n\n")
+        textwrap.fill(
+            " ".join(paragraph.split()),
+            HELP_WIDTH,
+            break_long_words=False,
+            break_on_hyphens=False,  # flags and file names stay whole
+        )
+        if any(len(line) > HELP_WIDTH for line in paragraph.splitlines())
+        else paragraph
+        for paragraph in text.strip("\n").split("\n\n")
     )
 
 

@@ -10,6 +10,12 @@ from nodeport_lb.cli_args import add_command, add_source_options
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_UNREADABLE = 0, 1, 2
 
+DESCRIPTION = """\
+Read Services, EndpointSlices, Pods, Nodes and the workloads behind them (read-only) and
+report, one line per finding, what will send traffic to nodes that drop it, lose the Service
+with one node, or lose the client's address — with the fix.
+"""
+
 EPILOG = """\
 what it looks for:
   - eTP Local LoadBalancer Services whose cloud controller checks TCP (Exoscale's default), a
@@ -39,12 +45,7 @@ def register(subparsers: Any) -> None:
         subparsers,
         "doctor",
         help="find externalTrafficPolicy mistakes in a cluster (read-only)",
-        description=(
-            "Read Services, EndpointSlices, Pods, Nodes and the workloads behind them "
-            "(read-only) and report, one line per finding, what will send traffic to nodes "
-            "that drop it, lose the Service with one node, or lose the client's address — "
-            "with the fix."
-        ),
+        description=DESCRIPTION,
         epilog=EPILOG,
     )
     add_source_options(

@@ -14,6 +14,12 @@ from nodeport_lb.lab.echo import DEFAULT_ECHO_PORT, DEFAULT_HTTP_PORT
 from nodeport_lb.lab.state import LabState, lab_lock
 from nodeport_lb.lab.system import LabError, require_root_and_tools
 
+DESCRIPTION = """\
+The lab: nodes, load balancers and clients as systemd-nspawn containers on a private bridge
+(10.213.0.0/16, no route outside), SSH-reachable, written to inventories/lab/hosts.yml. Needs
+root.
+"""
+
 EXAMPLES = """\
 examples:
   nodeport-lb lab up                         # 3 nodes, 2 LBs, 1 client, one app=python pod
@@ -36,11 +42,7 @@ def register(subparsers: Any) -> None:
         subparsers,
         "lab",
         help="real Debian hosts (systemd-nspawn) on a private bridge, with echo pods",
-        description=(
-            "The lab: nodes, load balancers and clients as systemd-nspawn containers on a "
-            "private bridge (10.213.0.0/16, no route outside), SSH-reachable, written to "
-            "inventories/lab/hosts.yml. Needs root."
-        ),
+        description=DESCRIPTION,
         epilog=EXAMPLES,
     )
     commands = lab.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)

@@ -15,6 +15,12 @@ from nodeport_lb.cli_args import add_command
 from nodeport_lb.verify.report import read_junit
 
 SUITE = Path(__file__).resolve().parent / "suite"
+DESCRIPTION = """\
+Runs nodeport-lb's testinfra suite against an inventory: node agents and their hcnp answers
+against the EndpointSlices, HAProxy checks on the live hcnp, one holder per VIP, HAProxy's UP
+nodes, and requests from a client through each VIP. Prints one line per problem (host: object —
+expected, found); exit 1 on any.
+"""
 INVENTORY_HELP = (
     "Ansible inventory (default: the one Ansible is configured with here, as for "
     "ansible-playbook; in a checkout, ansible.cfg's inventories/lab)"
@@ -47,12 +53,7 @@ def register(subparsers: Any) -> None:
         subparsers,
         "verify",
         help="check every host of an inventory and the path end to end (testinfra)",
-        description=(
-            "Runs nodeport-lb's testinfra suite against an inventory: node agents and their "
-            "hcnp answers against the EndpointSlices, HAProxy checks on the live hcnp, one "
-            "holder per VIP, HAProxy's UP nodes, and requests from a client through each VIP. "
-            "Prints one line per problem (host: object — expected, found); exit 1 on any."
-        ),
+        description=DESCRIPTION,
     )
     verify.add_argument("-i", "--inventory", help=INVENTORY_HELP)
     verify.add_argument("--junit-xml", type=Path, help="also write the results as JUnit XML")
