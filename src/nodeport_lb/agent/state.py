@@ -82,11 +82,11 @@ class ClusterState:
         result = ApplyResult()
         origins = origins or {}
         for key in deletes:
-            self._delete(key, result)
+            self._set(key, None, result, "")
         for key, obj in upserts.items():
             origin = origins.get(key, "")
             try:
-                self._upsert(key, obj, result, origin)
+                self._set(key, obj, result, origin)
             except Exception as exc:  # one object must never stop the others
                 self._reject(result, key.kind, origin, f"{key} set aside: {exc!r}")
                 log.debug("object %s", key, exc_info=True)
@@ -100,48 +100,37 @@ class ClusterState:
         result.invalid.append(text)
         result.invalid_kinds.append(kind)
 
-    def _delete(self, key: ObjectKey, result: ApplyResult) -> None:
-        if key.kind == "Service":
-            service_key = f"{key.namespace}/{key.name}"
-            self._raw_services.pop(service_key, None)
-            if self.services.pop(service_key, None):
-                result.dirty.add(service_key)
-        elif key.kind == "EndpointSlice":
-            self._drop_slice(key, result)
-        elif key.kind == "Node" and key.name == self.config.node_name:
-            self.node = None
-            result.node_changed = True
-
-    def _upsert(
-        self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult, origin: str
+    def _set(
+        self, key: ObjectKey, obj: Mapping[str, Any] | None, result: ApplyResult, origin: str
     ) -> None:
+        """One object's new state; None when it was deleted."""
         if key.kind == "Service":
-            self._upsert_service(key, obj, result, origin)
+            self._set_service(key, obj, result, origin)
         elif key.kind == "EndpointSlice":
-            self._upsert_slice(key, obj, result, origin)
+            self._set_slice(key, obj, result, origin)
         elif key.kind == "Node" and key.name == self.config.node_name:
             self.node = obj
             result.node_changed = True
 
-    def _upsert_slice(
-        self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult, origin: str
+    def _set_slice(
+        self, key: ObjectKey, obj: Mapping[str, Any] | None, result: ApplyResult, origin: str
     ) -> None:
         try:
-            parsed = parse_endpoint_slice(obj)
+            parsed = None if obj is None else parse_endpoint_slice(obj)
         except InvalidEndpointSlice as exc:
-            self._reject(
-                result,
-                "EndpointSlice",
-                origin,
-                f"{key} ignored, keeping its last good state: {exc}",
-            )
+            message = f"{key} ignored, keeping its last good state: {exc}"
+            self._reject(result, "EndpointSlice", origin, message)
             return
         for error in parsed.set_aside if parsed else ():
             self._reject(result, "Endpoint", origin, f"{key}: endpoint left out: {error}")
         if self.slices.get(key) == parsed:
             return
-        # A slice may move to another Service (its label changed): the old one loses it.
-        self._drop_slice(key, result)
+        # The Service the slice belonged to loses it (gone, or moved: its label changed).
+        old = self.slices.pop(key, None)
+        if old:
+            old_service = f"{old.namespace}/{old.service_name}"
+            self._slices_of_service.get(old_service, set()).discard(key)
+            result.dirty.add(old_service)
         if parsed is None:
             return
         service_key = f"{parsed.namespace}/{parsed.service_name}"
@@ -149,18 +138,15 @@ class ClusterState:
         self._slices_of_service.setdefault(service_key, set()).add(key)
         result.dirty.add(service_key)
 
-    def _drop_slice(self, key: ObjectKey, result: ApplyResult) -> None:
-        """Forget a slice; the Service it belonged to is computed again."""
-        old = self.slices.pop(key, None)
-        if old:
-            service_key = f"{old.namespace}/{old.service_name}"
-            self._slices_of_service.get(service_key, set()).discard(key)
-            result.dirty.add(service_key)
-
-    def _upsert_service(
-        self, key: ObjectKey, obj: Mapping[str, Any], result: ApplyResult, origin: str
+    def _set_service(
+        self, key: ObjectKey, obj: Mapping[str, Any] | None, result: ApplyResult, origin: str
     ) -> None:
         service_key = f"{key.namespace}/{key.name}"
+        if obj is None:
+            self._raw_services.pop(service_key, None)
+            if self.services.pop(service_key, None):
+                result.dirty.add(service_key)
+            return
         if self._raw_services.get(service_key) == obj:
             return
         self._raw_services[service_key] = obj
