@@ -21,17 +21,9 @@ import pytest
 
 from nodeport_lb.store import ManifestStore
 from tests.support.netlib import Lab, agent_cmd, http_get, lab_session, python_cmd, wait_for
+from tests.support.seed import ADDRESSES, APP_PORT, PODS
 
 PODSERVER = Path(__file__).with_name("podserver.py")
-APP_PORT = 31000
-HCNP = 31897
-ADDRESSES = {
-    "client": "10.77.0.10",
-    "client2": "10.77.0.20",
-    "node1": "10.77.0.11",
-    "node2": "10.77.0.12",
-}
-PODS = {"pod-a": ("node2", "10.78.2.5", "10.78.2.1"), "pod-b": ("node1", "10.78.1.5", "10.78.1.1")}
 
 
 def _can_run() -> str | None:

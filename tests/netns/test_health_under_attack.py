@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.netns import test_hostile_input as hostile
-from tests.netns.conftest import ADDRESSES, HCNP, PODS, SeedLab
+from tests.netns.conftest import SeedLab
 from tests.netns.test_hostile_input import (
     agent_log,
     assert_still_serving,
@@ -24,6 +24,7 @@ from tests.netns.test_hostile_input import (
     wait_for_log,
 )
 from tests.support.netlib import http_get, in_netns, python_cmd, wait_for
+from tests.support.seed import ADDRESSES, HCNP, PODS
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
+from tests.netns.conftest import SeedLab
+from tests.support import seed as seed_topology
 from tests.support.netlib import connect_outcome, http_get, python_cmd, wait_for
 from tests.support.objects import endpoint, endpoint_slice, service
+from tests.support.seed import ADDRESSES, APP_PORT, HCNP, PODS
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 
@@ -37,21 +39,9 @@ def created(obj: dict, when: str) -> dict:
 
 
 def python_lb(*endpoints: dict) -> list[dict]:
-    return [
-        created(
-            service(
-                "python-lb",
-                [{"name": "http", "port": 80, "targetPort": APP_PORT, "nodePort": 31001}],
-                type="LoadBalancer",
-                local=True,
-                hcnp=HCNP,
-            ),
-            OLD,
-        ),
-        endpoint_slice(
-            "python-lb", APP_PORT, list(endpoints or [endpoint(POD_A, "node2")]), port_name="http"
-        ),
-    ]
+    """The seed's python-lb, created long ago: a younger Service claiming its ports loses."""
+    lb_service, lb_slice = seed_topology.python_lb(*endpoints)
+    return [created(lb_service, OLD), lb_slice]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 
 from nodeport_lb.defaults import DEFAULT_HEALTHZ_ADDRESS, DEFAULT_METRICS_ADDRESS, address_text
 from nodeport_lb.lab import kube_proxy as stand_in
-from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
+from tests.netns.conftest import SeedLab
 from tests.support.netlib import (
     agent_cmd,
     connect_outcome,
@@ -30,6 +30,7 @@ from tests.support.netlib import (
     wait_for,
 )
 from tests.support.objects import endpoint, endpoint_slice, service
+from tests.support.seed import ADDRESSES, APP_PORT, HCNP, PODS, seed_objects
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 
@@ -38,17 +39,9 @@ NODE1, NODE2, CLIENT = ADDRESSES["node1"], ADDRESSES["node2"], ADDRESSES["client
 
 
 def objects() -> list[dict]:
+    """The seed Services and one without endpoints."""
     return [
-        service("test-python", [{"port": 31000, "targetPort": APP_PORT, "nodePort": 31000}]),
-        endpoint_slice("test-python", APP_PORT, [endpoint(POD_A, "node2")]),
-        service(
-            "python-lb",
-            [{"name": "http", "port": 80, "targetPort": APP_PORT, "nodePort": 31001}],
-            type="LoadBalancer",
-            local=True,
-            hcnp=HCNP,
-        ),
-        endpoint_slice("python-lb", APP_PORT, [endpoint(POD_A, "node2")], port_name="http"),
+        *seed_objects(),
         service("empty", [{"port": 80, "targetPort": APP_PORT, "nodePort": 31005}]),
     ]
 

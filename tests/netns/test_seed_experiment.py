@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 
 from nodeport_lb.agent.endpoints import LAST_CHANGE_TRIGGER_TIME
-from tests.netns.conftest import ADDRESSES, APP_PORT, HCNP, PODS, SeedLab
+from tests.netns.conftest import SeedLab
 from tests.support.netlib import (
     connect_outcome,
     http_get,
@@ -27,28 +27,13 @@ from tests.support.netlib import (
     wait_for,
 )
 from tests.support.objects import endpoint, endpoint_slice, service
+from tests.support.seed import ADDRESSES, APP_PORT, HCNP, PODS, seed_objects
 
 pytestmark = [pytest.mark.netns, pytest.mark.xdist_group("netns")]
 
 POD_A = PODS["pod-a"][1]
 POD_B = PODS["pod-b"][1]
 NODE1, NODE2, CLIENT = ADDRESSES["node1"], ADDRESSES["node2"], ADDRESSES["client"]
-
-
-def seed_objects(pod_a: dict | None = None) -> list[dict]:
-    pod_a = pod_a or endpoint(POD_A, "node2")
-    return [
-        service("test-python", [{"port": 31000, "targetPort": APP_PORT, "nodePort": 31000}]),
-        endpoint_slice("test-python", APP_PORT, [endpoint(POD_A, "node2")]),
-        service(
-            "python-lb",
-            [{"name": "http", "port": 80, "targetPort": APP_PORT, "nodePort": 31001}],
-            type="LoadBalancer",
-            local=True,
-            hcnp=HCNP,
-        ),
-        endpoint_slice("python-lb", APP_PORT, [pod_a], port_name="http"),
-    ]
 
 
 @pytest.fixture(scope="module")
