@@ -213,6 +213,33 @@ class PlaybookRun:
         return recap
 
 
+# each failed unit of a host with its last log lines (systemd's message only points there)
+_FAILED_UNITS_SCRIPT = (
+    "for unit in $(systemctl --failed --no-legend --plain | cut -d' ' -f1); do "
+    'echo "== $unit"; journalctl -u "$unit" --no-pager -n 30; done'
+)
+
+
+def failed_units_report() -> str:
+    """The lab hosts' failed units and their logs, for the message of a failed run."""
+    status = json.loads(nodeport_lb("lab", "status", "--json", check=False).stdout or "{}")
+    reports = []
+    for host in status.get("hosts", []):
+        result = lab_exec(host["name"], _FAILED_UNITS_SCRIPT, check=False)
+        if result.stdout.strip():
+            reports.append(f"--- failed units on {host['name']}\n{result.stdout}")
+    return "\n".join(reports) or "(no failed units on the lab hosts)"
+
+
+def assert_succeeded(run: PlaybookRun) -> None:
+    """A failed run's message: the end of Ansible's output, then what the hosts logged."""
+    if run.returncode != 0:
+        raise AssertionError(
+            f"ansible-playbook exited {run.returncode}:\n{run.output[-4000:]}\n"
+            + failed_units_report()
+        )
+
+
 def site(*args: str, timeout: float = 600) -> PlaybookRun:
     """`ansible-playbook site.yml ARGS` on the lab inventory, timed."""
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
@@ -240,7 +267,7 @@ class Converged:
 def converged(lab: Lab) -> Iterator[Converged]:
     """site.yml run once on the session's lab (verification play included)."""
     first = site()
-    assert first.returncode == 0, first.output[-4000:]
+    assert_succeeded(first)
     state = Converged(lab, first, {"site_first_run_s": round(first.seconds, 1)})
     yield state
     print(f"\nlab measurements: {json.dumps(state.measured)}")

@@ -21,7 +21,7 @@ import pytest
 
 from nodeport_lb.verify.haproxy import is_up, parse_show_stat
 
-from .conftest import Lab, PlaybookRun, lab_exec, nodeport_lb, own_lab, site
+from .conftest import Lab, PlaybookRun, assert_succeeded, lab_exec, nodeport_lb, own_lab, site
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
@@ -63,10 +63,10 @@ def stable_tables() -> dict[str, str]:
 def cluster(request: pytest.FixtureRequest) -> Iterator[KubeProxyLab]:
     with own_lab(request, "--kube-proxy") as lab:
         services = site("--tags", "services")
-        assert services.returncode == 0, services.output[-4000:]
+        assert_succeeded(services)
         before = stable_tables()
         first = site()
-        assert first.returncode == 0, first.output[-4000:]
+        assert_succeeded(first)
         state = KubeProxyLab(lab, services, first, before, stable_tables())
         state.measured["site_first_run_s"] = round(first.seconds, 1)
         yield state
@@ -175,7 +175,7 @@ def test_site_converges_and_runs_the_agent_as_kube_proxys_companion(
 def test_a_second_run_changes_nothing(cluster: KubeProxyLab) -> None:
     second = site()
     cluster.measured["site_second_run_s"] = round(second.seconds, 1)
-    assert second.returncode == 0, second.output[-4000:]
+    assert_succeeded(second)
     changed = {host: c["changed"] for host, c in second.recap().items() if c["changed"]}
     assert changed == {}, second.output[-4000:]
 

@@ -18,7 +18,7 @@ from nodeport_lb.lab.traffic import RequestLog
 from nodeport_lb.verify.haproxy import is_up, parse_show_stat
 
 from ..conftest import REPO
-from .conftest import Converged, lab_exec, nodeport_lb, site
+from .conftest import Converged, assert_succeeded, lab_exec, nodeport_lb, site
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
@@ -70,7 +70,7 @@ def test_site_converges(converged: Converged) -> None:
 def test_a_second_run_changes_nothing(converged: Converged) -> None:
     second = site()
     converged.measured["site_second_run_s"] = round(second.seconds, 1)
-    assert second.returncode == 0, second.output[-4000:]
+    assert_succeeded(second)
     changed = {host: c["changed"] for host, c in second.recap().items() if c["changed"]}
     assert changed == {}, second.output[-4000:]
 

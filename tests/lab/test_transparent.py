@@ -23,7 +23,7 @@ from nodeport_lb.lab.lifecycle import STORE_DIR
 from nodeport_lb.store import ManifestStore
 
 from ..conftest import REPO
-from .conftest import Converged, lab_exec, nodeport_lb, site
+from .conftest import Converged, assert_succeeded, lab_exec, nodeport_lb, site
 from .test_site import address_of, python_pods, status, up_nodes, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
@@ -155,7 +155,7 @@ def _site_with_python_lb(load_balancer: dict[str, Any] | None) -> None:
     if load_balancer is not None:
         python_lb["load_balancer"] = load_balancer
     run = site("--tags", "services,lbs", "-e", json.dumps({"nodeport_lb_services": services}))
-    assert run.returncode == 0, run.output[-4000:]
+    assert_succeeded(run)
     assert "deprecated" not in run.output
 
 
