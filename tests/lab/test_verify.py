@@ -76,7 +76,6 @@ def test_verify_passes_on_the_converged_lab(converged: Converged, tmp_path: Path
     assert "OK" in result.stdout.splitlines()[-1]
     outcome = read_junit(junit)
     assert outcome.tests >= 15 and outcome.failures == [] and outcome.skipped == 0
-    assert seconds <= 60
 
 
 def test_a_local_backend_with_a_tcp_check_is_named(converged: Converged) -> None:
