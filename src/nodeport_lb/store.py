@@ -9,12 +9,13 @@ do not parse instead of failing. Our own writers name files ``<kind>_<namespace>
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,11 @@ def load_documents(text: str) -> list[Any]:
         except ValueError:
             pass
         else:
-            check_nesting(doc)
+            # every container opens with a bracket of the text (brackets inside strings only
+            # add to the count), so fewer brackets than the limit cannot nest deeper than it:
+            # the walk is left to the rare big object
+            if text.count("{") + text.count("[") > MAX_NESTING:
+                check_nesting(doc)
             return [doc] if doc is not None else []
     if "&" in text:  # an alias needs an anchor: only then is the event pass worth it
         _refuse_aliases(text)
@@ -116,40 +121,70 @@ def _refuse_aliases(text: str) -> None:
 
 
 def check_nesting(doc: Any) -> None:
-    """Iterative on purpose: the point is to refuse what would overflow a recursive walk."""
-    stack = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > MAX_NESTING:
-            raise ManifestError(f"nested deeper than {MAX_NESTING} levels")
-        stack.extend((child, depth + 1) for child in children)
+    """Iterative on purpose: the point is to refuse what would overflow a recursive walk.
+    One level at a time (every value of a level, then the next), so no depth is carried per
+    value."""
+    level = [doc]
+    depth = 1
+    while level:
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                below.extend(node.values())
+            elif isinstance(node, list):
+                below.extend(node)
+            else:
+                continue
+            if depth > MAX_NESTING:
+                raise ManifestError(f"nested deeper than {MAX_NESTING} levels")
+        level = below
+        depth += 1
 
 
-def read_manifest_text(path: Path, root: Path | None = None) -> str:
+def read_manifest_text(path: Path | str, root: Path | None = None) -> str:
     """A store file's text, refusing what would let a file cost more than itself: a symlink
     that leaves ``root`` (default: the file's directory), anything but a regular file (a FIFO
     blocks), more than ``MAX_FILE_BYTES``. ``OSError`` when the file cannot be read."""
-    root = root or path.parent
-    target = path
-    if path.is_symlink():
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:  # ELOOP: the name is a symlink
+            raise
         target = Path(os.path.realpath(path))
-        if not target.is_relative_to(os.path.realpath(root)):
-            raise ManifestError(f"symlink to {target}, outside the store")
-    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(handle.fileno())
+        if not target.is_relative_to(os.path.realpath(root or Path(path).parent)):
+            raise ManifestError(f"symlink to {target}, outside the store") from None
+        fd = os.open(target, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ManifestError("not a regular file")
-        data = handle.read(MAX_FILE_BYTES + 1)
+        data = _read_bounded(fd, st.st_size)
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         raise ManifestError(f"larger than {MAX_FILE_BYTES} bytes")
     return data.decode("utf-8")
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _read_bounded(fd: int, size: int) -> bytes:
+    """Up to ``MAX_FILE_BYTES + 1`` bytes, asking for the size the file had when opened (a
+    buffer of the largest size for each of 20,000 small files costs more than reading them);
+    a file that grew meanwhile is read on, to the bound."""
+    limit = MAX_FILE_BYTES + 1
+    chunks = []
+    total = 0
+    want = min(size + 1, limit)
+    while total < limit:
+        chunk = os.read(fd, min(want, limit - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        want = 1 << 16
+    return b"".join(chunks)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -261,26 +296,27 @@ class ParsedFile:
     errors: list[StoreError] = field(default_factory=list)
 
 
-def parse_manifest_file(path: Path, root: Path | None = None) -> ParsedFile:
+def parse_manifest_file(path: Path | str, root: Path | None = None) -> ParsedFile:
     """Parse one store file (``root``: the store it belongs to); never raises (errors are
     reported instead)."""
     parsed = ParsedFile()
     try:
         docs = load_documents(read_manifest_text(path, root))
     except OSError as exc:
-        parsed.errors.append(StoreError(path, f"cannot read: {_one_line(exc)}", unreadable=True))
+        message = f"cannot read: {_one_line(exc)}"
+        parsed.errors.append(StoreError(Path(path), message, unreadable=True))
         return parsed
     except (UnicodeDecodeError, yaml.YAMLError, ManifestError, RecursionError) as exc:
-        parsed.errors.append(StoreError(path, f"cannot parse: {_one_line(exc)}"))
+        parsed.errors.append(StoreError(Path(path), f"cannot parse: {_one_line(exc)}"))
         return parsed
     for doc in docs:
         if not isinstance(doc, dict) or not doc.get("kind"):
-            parsed.errors.append(StoreError(path, "not a Kubernetes object"))
+            parsed.errors.append(StoreError(Path(path), "not a Kubernetes object"))
             continue
         items = doc.get("items") if str(doc["kind"]).endswith("List") else [doc]
         for item in items or []:
             if not isinstance(item, dict):
-                parsed.errors.append(StoreError(path, "list item is not an object"))
+                parsed.errors.append(StoreError(Path(path), "list item is not an object"))
                 continue
             parsed.objects[object_key(item)] = item
     return parsed
@@ -313,13 +349,16 @@ class IncrementalStoreReader:
     removes working state: the rules made from it keep serving); its objects go away only
     when the file is deleted.
     When two files hold the same object, the last file in name order wins, as in ``load()``.
+    Files are kept by their path as a string: at 20,000 files, hashing and comparing ``Path``
+    objects was a third of a rescan.
     """
 
     def __init__(self, store: ManifestStore) -> None:
         self.store = store
-        self._signatures: dict[Path, FileSignature] = {}
-        self._objects_by_file: dict[Path, dict[ObjectKey, dict[str, Any]]] = {}
-        self._files_of_key: dict[ObjectKey, set[Path]] = {}
+        self._directory = str(store.path)
+        self._signatures: dict[str, FileSignature] = {}
+        self._objects_by_file: dict[str, dict[ObjectKey, dict[str, Any]]] = {}
+        self._files_of_key: dict[ObjectKey, set[str]] = {}
 
     def objects(self) -> dict[ObjectKey, dict[str, Any]]:
         return {key: self._winner(key) for key in self._files_of_key}
@@ -327,9 +366,9 @@ class IncrementalStoreReader:
     def file_of(self, key: ObjectKey) -> Path | None:
         """The file an object currently comes from, for messages."""
         files = self._files_of_key.get(key)
-        return max(files) if files else None
+        return Path(max(files)) if files else None
 
-    def refresh(self, only: set[Path] | None = None) -> StoreChanges:
+    def refresh(self, only: Iterable[str | os.PathLike[str]] | None = None) -> StoreChanges:
         """Re-read changed files: all of them, or only ``only`` (names from inotify).
 
         Raises ``StoreUnreadableError`` when the directory cannot be listed: that says
@@ -339,10 +378,13 @@ class IncrementalStoreReader:
         changes = StoreChanges()
         if only is None:
             current = self._scan(changes.errors)
-            gone = set(self._signatures) - set(current)
+            gone = [p for p in self._signatures if p not in current]
         else:
-            current = self._signed(only, changes.errors)
-            gone = {p for p in only if p in self._signatures and p not in current}
+            asked = {os.fspath(p) for p in only}
+            current = self._signed(
+                [p for p in asked if _is_manifest_name(os.path.basename(p))], changes.errors
+            )
+            gone = [p for p in asked if p in self._signatures and p not in current]
         touched: set[ObjectKey] = set()
         for path in gone:
             self._signatures.pop(path, None)
@@ -366,10 +408,13 @@ class IncrementalStoreReader:
         return changes
 
     def _winner(self, key: ObjectKey) -> dict[str, Any]:
-        return self._objects_by_file[max(self._files_of_key[key])][key]
+        files = self._files_of_key[key]
+        # one file in the usual case: no max() over a set of one
+        path = next(iter(files)) if len(files) == 1 else max(files)
+        return self._objects_by_file[path][key]
 
     def _set_file_objects(
-        self, path: Path, objects: dict[ObjectKey, dict[str, Any]]
+        self, path: str, objects: dict[ObjectKey, dict[str, Any]]
     ) -> set[ObjectKey]:
         old = self._objects_by_file.pop(path, {})
         for key in old:
@@ -380,45 +425,49 @@ class IncrementalStoreReader:
         if objects:
             self._objects_by_file[path] = objects
         for key in objects:
-            self._files_of_key.setdefault(key, set()).add(path)
+            files = self._files_of_key.get(key)
+            if files is None:
+                self._files_of_key[key] = {path}
+            else:
+                files.add(path)
+        if not old:
+            return set(objects)
         return {k for k in old if old[k] != objects.get(k)} | {
             k for k in objects if old.get(k) != objects[k]
         }
 
-    def _scan(self, errors: list[StoreError]) -> dict[Path, FileSignature]:
+    def _scan(self, errors: list[StoreError]) -> dict[str, FileSignature]:
         """Signatures of every manifest file (os.scandir: one stat per file, no pathlib cost;
         a rescan of 20,000 files stays well under a second)."""
         try:
-            with os.scandir(self.store.path) as listing:
+            with os.scandir(self._directory) as listing:
                 names = [entry.name for entry in listing]
         except OSError as exc:
             raise StoreUnreadableError(exc.errno, f"cannot list {self.store.path}: {exc}") from exc
+        directory = self._directory
         return self._signed(
-            {
-                self.store.path / name
-                for name in names
-                if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES)
-            },
-            errors,
+            [os.path.join(directory, name) for name in names if _is_manifest_name(name)], errors
         )
 
-    def _signed(self, paths: set[Path], errors: list[StoreError]) -> dict[Path, FileSignature]:
+    def _signed(self, paths: Iterable[str], errors: list[StoreError]) -> dict[str, FileSignature]:
         found = {}
         for path in paths:
-            if path.suffix not in MANIFEST_SUFFIXES or path.name.startswith("."):
-                continue
             try:
-                st = path.stat()  # through a symlink: the target's changes count
+                st = os.stat(path)  # through a symlink: the target's changes count
             except FileNotFoundError:
                 continue  # gone (or a dangling symlink)
             except OSError as exc:
-                errors.append(StoreError(path, f"cannot stat: {exc}", unreadable=True))
+                errors.append(StoreError(Path(path), f"cannot stat: {exc}", unreadable=True))
                 if path in self._signatures:
                     found[path] = self._signatures[path]  # unknown, so unchanged
                 continue
             if stat.S_ISREG(st.st_mode):
                 found[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
         return found
+
+
+def _is_manifest_name(name: str) -> bool:
+    return not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES)
 
 
 def _mentions(path: Path, text: str) -> bool:
