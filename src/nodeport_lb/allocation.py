@@ -106,7 +106,15 @@ def explicit_port_refusal(
 ) -> FieldError | None:
     """What the allocator refuses among the ports a new Service asks for, before validation
     runs (the API server allocates first, so this is the only error a user then sees)."""
-    _, errors = allocate(manifest, None, {}, node_port_range, fill_missing=False)
+    svc = dict(manifest)
+    spec = svc.get("spec")
+    if isinstance(spec, dict):
+        # what allocating changes, copied (the Service's spec and ports): nothing else is
+        # touched, and a deep copy of every Service is most of the cost of checking 10,000
+        spec = svc["spec"] = dict(spec)
+        if isinstance(spec.get("ports"), list):
+            spec["ports"] = [dict(p) if isinstance(p, dict) else p for p in spec["ports"]]
+    errors = _allocate_in_place(svc, None, {}, node_port_range, fill_missing=False)
     return errors[0] if errors else None
 
 
@@ -124,14 +132,27 @@ def allocate(
     ``fill_missing=False`` only explicit ports are checked (nothing is picked).
     """
     svc = copy.deepcopy(dict(desired))
+    return svc, _allocate_in_place(svc, current, held_by_others, node_port_range, fill_missing)
+
+
+def _allocate_in_place(
+    svc: dict[str, Any],
+    current: Mapping[str, Any] | None,
+    held_by_others: Mapping[int, str],
+    node_port_range: NodePortRange,
+    fill_missing: bool,
+) -> list[FieldError]:
+    """``allocate`` on ``svc`` itself: sets or removes fields of its spec and of its ports'
+    dicts, nothing else."""
     spec = svc.get("spec")
     if not isinstance(spec, dict):
-        return svc, []
+        return []
     current_spec = (current or {}).get("spec") or {}
     listed = spec.get("ports")
     ports = [p for p in listed if isinstance(p, dict)] if isinstance(listed, list) else []
     meta = svc.get("metadata") if isinstance(svc.get("metadata"), dict) else {}
-    rng = random.Random(f"{meta.get('namespace') or 'default'}/{meta.get('name')}")
+    seed = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+    rng: random.Random | None = None  # seeding costs more than the rest: only when picking
     taken = set(held_by_others)
     asked_for = {_port_number(p.get("nodePort")) for p in ports} | {
         _port_number(spec.get("healthCheckNodePort"))
@@ -148,6 +169,8 @@ def allocate(
         return None
 
     def pick() -> int:
+        nonlocal rng
+        rng = rng or random.Random(seed)
         free = [
             p
             for p in node_port_range
@@ -195,7 +218,7 @@ def allocate(
                 )
                 if wanted:
                     if refusal := claim(wanted, path):
-                        return svc, [refusal]
+                        return [refusal]
                     port["nodePort"] = wanted
                 elif fill_missing:
                     kept = keep(previous.get((port.get("name") or "", port.get("protocol"))))
@@ -207,7 +230,7 @@ def allocate(
                 if not requested:
                     port["nodePort"] = shared
                 elif refusal := claim(requested, path):
-                    return svc, [refusal]
+                    return [refusal]
     elif spec.get("type") == "ClusterIP":
         for port in ports:
             port.pop("nodePort", None)
@@ -216,10 +239,10 @@ def allocate(
         hcnp = _port_number(spec.get("healthCheckNodePort"))
         if hcnp:
             if refusal := claim(hcnp, _HCNP):
-                return svc, [refusal]
+                return [refusal]
         elif fill_missing:
             spec["healthCheckNodePort"] = keep(current_spec.get("healthCheckNodePort")) or pick()
     else:
         # Released when the Service stops being LoadBalancer + Local.
         spec.pop("healthCheckNodePort", None)
-    return svc, []
+    return []

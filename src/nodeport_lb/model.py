@@ -21,7 +21,6 @@ from nodeport_lb.defaults import (
     DEFAULT_NODE_PORT_LOW,
     DEFAULT_NODE_PORT_RANGE,
 )
-from nodeport_lb.templating import render_template
 
 DEFAULT_CLIENT_IP_AFFINITY_SECONDS = 10800
 MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
@@ -89,10 +88,32 @@ def apply_defaults(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
     As there, an explicit ``""`` (or null) counts as unset: ``type: ""`` becomes ClusterIP,
     ``sessionAffinity: ""`` None, a port's ``protocol: ""`` TCP; ``sessionAffinityConfig`` is
-    dropped when the affinity is None. Returns a new dict; fields of the wrong type are left
-    alone for validation to report.
+    dropped when the affinity is None. Returns a new dict, a deep copy the caller may change
+    freely; fields of the wrong type are left alone for validation to report.
     """
-    obj = copy.deepcopy(dict(manifest))
+    return _fill_defaults(copy.deepcopy(dict(manifest)))
+
+
+def with_defaults(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``apply_defaults`` copying only what defaulting changes (the object, its metadata, its
+    spec, the ports list and each port); everything else is shared with ``manifest``, so
+    neither may be changed afterwards. For readers that keep objects as they are (the agent:
+    a deep copy of every object is most of the cost of reading 10,000 Services)."""
+    obj = dict(manifest)
+    if isinstance(obj.get("metadata"), dict):
+        obj["metadata"] = dict(obj["metadata"])
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        spec = obj["spec"] = dict(spec)
+        ports = spec.get("ports")
+        if isinstance(ports, list):
+            spec["ports"] = [dict(p) if isinstance(p, dict) else p for p in ports]
+    return _fill_defaults(obj)
+
+
+def _fill_defaults(obj: dict[str, Any]) -> dict[str, Any]:
+    """Defaulting in place; changes only the containers ``with_defaults`` copies (a new
+    ``sessionAffinityConfig`` replaces the old one, never changes it)."""
     meta = obj.setdefault("metadata", {})
     if meta is None:
         meta = obj["metadata"] = {}
@@ -194,7 +215,7 @@ class Service:
         """Typed view of a manifest that passed ``validate_service`` (defaults applied here)."""
         from nodeport_lb.validation.ip import canonical_cidr  # the package imports this one
 
-        obj = apply_defaults(manifest)
+        obj = with_defaults(manifest)  # a Service is never changed: sharing is safe
         meta, spec = obj["metadata"], obj["spec"]
         affinity_config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
         return cls(
@@ -320,5 +341,8 @@ def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
                 if port.get(option) not in (None, "")
             }
         )
+    # imported here: jinja2 is a fifth of the agent's start-up, and the agent renders nothing
+    from nodeport_lb.templating import render_template
+
     svc = {option: options.get(option) for option in SERVICE_OPTIONS}
     return yaml.safe_load(render_template("service.yaml.j2", svc=svc, ports=ports))

@@ -18,7 +18,6 @@ shape of its input: a wrong type is a field error, never an exception.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,16 +101,22 @@ def validate_service(
 
 
 def _prepare_for_create(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What the registry does before allocating: a generated name, clusterIPs from clusterIP."""
-    svc = copy.deepcopy(manifest)
+    """What the registry does before allocating: a generated name, clusterIPs from clusterIP.
+
+    Only the object, its metadata and its spec are copied: these steps and the IP-family step
+    set fields of those two and nothing deeper, and validation itself changes nothing."""
+    svc = dict(manifest)
     meta = svc.get("metadata")
     if isinstance(meta, dict):
+        meta = svc["metadata"] = dict(meta)
         prefix = meta.get("generateName")
         if isinstance(prefix, str) and prefix and not meta.get("name"):
             meta["name"] = prefix[:GENERATED_PREFIX_MAX] + GENERATED_SUFFIX
     spec = svc.get("spec")
-    if isinstance(spec, dict) and spec.get("clusterIP") and not spec.get("clusterIPs"):
-        spec["clusterIPs"] = [spec["clusterIP"]]
+    if isinstance(spec, dict):
+        spec = svc["spec"] = dict(spec)
+        if spec.get("clusterIP") and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]
     return svc
 
 
