@@ -211,11 +211,13 @@ class Service:
         return {p.key: p.node_port for p in self.ports if p.node_port}
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> Service:
-        """Typed view of a manifest that passed ``validate_service`` (defaults applied here)."""
+    def from_manifest(cls, manifest: Mapping[str, Any], *, defaulted: bool = False) -> Service:
+        """Typed view of a manifest that passed ``validate_service`` (defaults applied here,
+        unless ``defaulted`` says the caller's manifest has them already)."""
         from nodeport_lb.validation.ip import canonical_cidr  # the package imports this one
 
-        obj = with_defaults(manifest)  # a Service is never changed: sharing is safe
+        # a Service is never changed: sharing the manifest's fields is safe
+        obj = manifest if defaulted else with_defaults(manifest)
         meta, spec = obj["metadata"], obj["spec"]
         affinity_config = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
         return cls(

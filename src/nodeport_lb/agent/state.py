@@ -22,7 +22,7 @@ from typing import Any
 
 from nodeport_lb.agent.endpoints import InvalidEndpointSlice, SliceEndpoints, parse_endpoint_slice
 from nodeport_lb.agent.rules import RuleConfig, ServiceRules, compute_service_rules
-from nodeport_lb.model import NodePortRange, Service, apply_defaults
+from nodeport_lb.model import NodePortRange, Service, with_defaults
 from nodeport_lb.store import ObjectKey
 from nodeport_lb.validation import validate_service
 
@@ -150,7 +150,7 @@ class ClusterState:
         if self._raw_services.get(service_key) == obj:
             return
         self._raw_services[service_key] = obj
-        defaulted = apply_defaults(obj)
+        defaulted = with_defaults(obj)
         errors = validate_service(defaulted, self.node_port_range)
         if errors:
             message = f"Service {service_key} ignored, keeping its last good state: " + "; ".join(
@@ -158,7 +158,7 @@ class ClusterState:
             )
             self._reject(result, "Service", origin, message)
             return
-        self.services[service_key] = Service.from_manifest(defaulted)
+        self.services[service_key] = Service.from_manifest(defaulted, defaulted=True)
         self._ages[service_key] = (_age(defaulted), service_key)
         result.dirty.add(service_key)
 

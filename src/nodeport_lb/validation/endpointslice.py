@@ -7,6 +7,7 @@ problems with single endpoints, so a reader can set one bad endpoint aside and k
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +37,18 @@ class EndpointSliceProblems:
         return [*self.slice_errors, *(e for errs in self.endpoint_errors.values() for e in errs)]
 
 
+# An IPv4 address exactly as ipaddress prints it: four decimal octets, no leading zero.
+_CANONICAL_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+
+
 def _is_address(value: Any, address_type: str) -> bool:
     if not isinstance(value, str):
         return False
+    if address_type == "IPv4" and _CANONICAL_IPV4.fullmatch(value):
+        return True  # what the check below says of it, at a tenth of the cost
     try:
         parsed = ipaddress.ip_address(value)
     except ValueError:

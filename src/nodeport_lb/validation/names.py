@@ -5,6 +5,7 @@ Each ``is_*`` function returns the list of messages (empty when valid), as upstr
 
 from __future__ import annotations
 
+import functools
 import re
 
 DNS1123_LABEL_MAX = 63
@@ -65,8 +66,11 @@ def inclusive_range_error(low: int, high: int) -> str:
     return f"must be between {low} and {high}, inclusive"
 
 
+_compiled = functools.cache(re.compile)  # not re's own cache: its lookup cost more than a match
+
+
 def _full(fmt: str, value: str) -> bool:
-    return re.fullmatch(fmt, value) is not None
+    return _compiled(fmt).fullmatch(value) is not None
 
 
 def _length_and_format(value: str, max_len: int, fmt: str, msg: str, *examples: str) -> list[str]:
