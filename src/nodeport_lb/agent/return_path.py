@@ -36,7 +36,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nodeport_lb.agent.dataplane import NftError, run_nft
+from nodeport_lb.agent.dataplane import RETURN_PATH, NftError, run_nft
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class ReturnPath:
         which the next period retries."""
         ok = True
         try:
-            run_nft(ruleset(self.routes), self.nft)
+            run_nft(ruleset(self.routes), self.nft, context=RETURN_PATH)
         except NftError as exc:
             log.error("return path: nft transaction failed, previous rules kept: %s", exc)
             ok = False

@@ -322,18 +322,19 @@ def full_ruleset(config: RuleConfig, services: Iterable[ServiceRules]) -> str:
             for (proto, port), chain in service.map_elements().items()
         ]
         endpoints += [f"{k} : {v}" for k, v in service.endpoint_elements().items()]
-    out.append(f"\tmap {ENDPOINTS_MAP} {{\n\t\t{_ENDPOINTS_MAP_TYPE}")
-    if endpoints:
-        out.append("\t\telements = {\n\t\t\t" + ",\n\t\t\t".join(endpoints) + "\n\t\t}")
-    out.append("\t}")
+    # The maps are filled after the table, in the same transaction: the kernel checks every
+    # element of a map each time a chain's rule starts using it, so filling them before the
+    # 130 chains that use them are added walked them 130 times (a third of a full sync).
+    out.append(f"\tmap {ENDPOINTS_MAP} {{\n\t\t{_ENDPOINTS_MAP_TYPE}\n\t}}")
     out += [_chain_block(name, rules) for name, rules in shared_chains().items()]
-    out.append(f"\tmap {NODEPORT_MAP} {{\n\t\ttype inet_proto . inet_service : verdict;")
-    if elements:
-        out.append("\t\telements = {\n\t\t\t" + ",\n\t\t\t".join(elements) + "\n\t\t}")
-    out.append("\t}")
+    out.append(f"\tmap {NODEPORT_MAP} {{\n\t\ttype inet_proto . inet_service : verdict;\n\t}}")
     out += [f"\tchain {name} {{\n\t\t{text}\n\t}}" for name, text in _base_chains(config).items()]
     out += body
     out.append("}")
+    if endpoints:
+        out.append(f"add element {TABLE} {ENDPOINTS_MAP} {{\n\t" + ",\n\t".join(endpoints) + "\n}")
+    if elements:
+        out.append(f"add element {TABLE} {NODEPORT_MAP} {{\n\t" + ",\n\t".join(elements) + "\n}")
     return "\n".join(out) + "\n"
 
 
