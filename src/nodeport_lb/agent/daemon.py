@@ -15,11 +15,14 @@ what it serves from that view (agent-check weights, drain, metrics) is the same 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -106,6 +109,8 @@ class Agent:
         self._table_missing = threading.Event()  # set by the consistency checker
         self._health: dict[str, ServiceHealth] = {}
         self._hcnp_of: dict[str, int] = {}  # Service key -> its healthCheckNodePort
+        self._endpoints_of: dict[str, int] = {}  # Service key -> endpoints in its rules
+        self._endpoints_total = 0
         self._gauges_updated = 0.0
         # when the changes waiting to reach the kernel happened (EndpointSlices that say);
         # like kube-proxy, changes from before the agent started are not its latency
@@ -114,6 +119,10 @@ class Agent:
         self._started = time.monotonic()
         self._restored = False  # serving the last run's hcnp answers until the first sync
         self._saved_health: object = None
+        # the hcnp answers are saved by a thread of their own, at most once a second: a
+        # change must not wait for a file to be written (nor for every answer to be sorted)
+        self._health_lock = threading.Lock()  # _health and _hcnp_of, against that thread
+        self._save_wanted = threading.Event()
 
     # --- health -------------------------------------------------------------------------
 
@@ -149,10 +158,13 @@ class Agent:
             # independent of the NodePort rules and of the source: in place before them
             self.return_path.start()
         self._restore_health()
-        self.source.initial_load()
+        with _collector_paused():
+            self.source.initial_load()
         self.source.start()
         if self.dataplane is not None:
             threading.Thread(target=self._check_table, name="table-check", daemon=True).start()
+        if self.config.state_file is not None:
+            threading.Thread(target=self._keep_health_saved, name="state", daemon=True).start()
         try:
             self._loop()
         finally:
@@ -160,6 +172,7 @@ class Agent:
             self.health.stop()
             if self.return_path is not None:
                 self.return_path.stop()
+            self._save_health()  # what the last sync said, for the next start
         # the rules stay: a stopped agent must not black-hole the node
         log.info("stopped; nftables rules left in place" if self.dataplane else "stopped")
         return 0
@@ -191,7 +204,8 @@ class Agent:
             batch = self.queue.take(timeout=0.2)
             changed: set[str] | None = set()
             if batch is not None:
-                result = self.state.apply(batch.upserts, batch.deletes, batch.origins)
+                with _collector_paused(len(batch.upserts) + len(batch.deletes) >= BULK):
+                    result = self.state.apply(batch.upserts, batch.deletes, batch.origins)
                 self._note_queued(batch, result.dirty)
                 for kind in result.invalid_kinds:
                     self.metrics.invalid_objects.labels(kind).inc()
@@ -281,43 +295,91 @@ class Agent:
         if now - self._gauges_updated < 1.0:
             return
         self._gauges_updated = now
-        rules = self.state.rules
-        self.metrics.services_programmed.set(len(rules))
+        self.metrics.services_programmed.set(len(self.state.rules))
         self.metrics.rules_programmed.set(self.dataplane.rule_count() if self.dataplane else 0)
-        self.metrics.endpoints_programmed.set(
-            sum(len(p.usable_addresses) for r in rules.values() for p in r.ports)
-        )
+        self.metrics.endpoints_programmed.set(self._endpoints_total)
         self.metrics.healthy.set(1 if self.proxy_health().healthy else 0)
 
     def _publish_health(self, changed: set[str] | None) -> None:
         """Hand the health servers the new counts. Only changed Services are looked at: at
         10,000 Services a pass over all of them would be most of a change's cost."""
         rules = self.state.rules
+        programs = self.config.programs_nodeports
         if changed is None:
-            self._health, self._hcnp_of = {}, {}
-        for key in list(rules if changed is None else changed):
-            r = rules.get(key)
-            self._hcnp_of.pop(key, None)
-            if r is None:
-                self._health.pop(key, None)
-                continue
-            self._health[key] = ServiceHealth(r.namespace, r.name, r.local_ready_endpoints)
-            if r.health_check_node_port and self.config.programs_nodeports:
-                self._hcnp_of[key] = r.health_check_node_port
-        hcnp = {port: key for key, port in self._hcnp_of.items()}
-        self.health.update_services(self._health, hcnp)
-        self._save_health(hcnp)
+            health = {
+                key: ServiceHealth(r.namespace, r.name, r.local_ready_endpoints)
+                for key, r in rules.items()
+            }
+            hcnp_of = {
+                key: r.health_check_node_port
+                for key, r in rules.items()
+                if r.health_check_node_port and programs
+            }
+            self._endpoints_of = {
+                key: sum(len(p.usable_addresses) for p in r.ports) for key, r in rules.items()
+            }
+            self._endpoints_total = sum(self._endpoints_of.values())
+            with self._health_lock:
+                self._health, self._hcnp_of = health, hcnp_of
+            self.health.update_services(health, {port: key for key, port in hcnp_of.items()})
+            self._save_wanted.set()
+            return
+        services: dict[str, ServiceHealth | None] = {}
+        ports: dict[int, str | None] = {}
+        saved = False  # whether the saved answers change
+        with self._health_lock:
+            # a port one changed Service gives up may be taken by another in the same batch
+            for key in changed:
+                old = self._hcnp_of.pop(key, None)
+                if old is not None:
+                    ports[old] = None
+                    saved = True
+            for key in changed:
+                r = rules.get(key)
+                self._endpoints_total -= self._endpoints_of.pop(key, 0)
+                if r is None:
+                    self._health.pop(key, None)
+                    services[key] = None
+                    continue
+                endpoints = sum(len(p.usable_addresses) for p in r.ports)
+                self._endpoints_of[key] = endpoints
+                self._endpoints_total += endpoints
+                services[key] = self._health[key] = ServiceHealth(
+                    r.namespace, r.name, r.local_ready_endpoints
+                )
+                if r.health_check_node_port and programs:
+                    self._hcnp_of[key] = r.health_check_node_port
+                    ports[r.health_check_node_port] = key
+                    saved = True
+        self.health.update_changed(services, ports)
+        if saved:
+            self._save_wanted.set()
 
-    def _save_health(self, hcnp: dict[int, str]) -> None:
+    def _keep_health_saved(self) -> None:
+        """Write the hcnp answers when they changed, at most once a second: a crash loses at
+        most that second, and a restart that finds no source answers what it found."""
+        while not self._stop.is_set():
+            if not self._save_wanted.wait(1.0):
+                continue
+            self._save_wanted.clear()
+            try:
+                self._save_health()
+            except Exception:
+                self.metrics.thread_failures.labels("state").inc()
+                log.exception("saving the health state failed; trying again at the next change")
+            self._stop.wait(1.0)
+
+    def _save_health(self) -> None:
         """The hcnp answers, for a restart that finds its table but not its source."""
         if self.config.state_file is None:
             return
+        with self._health_lock:
+            hcnp_of = dict(self._hcnp_of)
+            health = {key: self._health[key] for key in hcnp_of if key in self._health}
         state = {
-            "hcnp": {str(port): key for port, key in sorted(hcnp.items())},
+            "hcnp": {str(port): key for port, key in sorted((p, k) for k, p in hcnp_of.items())},
             "services": {
-                key: [h.namespace, h.name, h.local_endpoints]
-                for key, h in sorted(self._health.items())
-                if key in hcnp.values()
+                key: [h.namespace, h.name, h.local_endpoints] for key, h in sorted(health.items())
             },
         }
         if state == self._saved_health:
@@ -351,6 +413,27 @@ class Agent:
         self._restored = True
         self.health.update_services(services, hcnp)
         log.info("serving the last run's hcnp answers (%d) until the first sync", len(hcnp))
+
+
+# A batch this large (the first listing, a relist) is read with the collector paused.
+BULK = 1000
+
+
+@contextlib.contextmanager
+def _collector_paused(pause: bool = True) -> Iterator[None]:
+    """Reading thousands of objects makes hundreds of thousands of Python objects that all
+    live on: the cycle collector's passes over them while they are made find nothing and
+    were half of a start's CPU time. After, they are moved out of its sight (``gc.freeze``),
+    so its later passes walk only what changes."""
+    if not pause or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _ensure_ip_forwarding() -> None:

@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -141,7 +141,8 @@ class HealthServers:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="health", daemon=True)
         self._services: dict[str, ServiceHealth] = {}  # "namespace/name" -> health
-        self._hcnp_servers: dict[int, tuple[str, asyncio.Server]] = {}  # port -> (key, server)
+        # port -> (key, server); server None while it is being bound
+        self._hcnp_servers: dict[int, tuple[str, asyncio.Server | None]] = {}
         self._hcnp_wanted: dict[int, str] = {}
         # like kube-proxy: hcnp listens on the node's addresses inside --nodeport-addresses
         self.hcnp_cidrs = tuple(hcnp_cidrs)
@@ -187,24 +188,60 @@ class HealthServers:
     def update_services(
         self, services: Mapping[str, ServiceHealth], hcnp: Mapping[int, str]
     ) -> None:
-        """New counts take effect at once; hcnp listeners open/close on the loop (``hcnp``:
-        port -> Service key)."""
+        """Replace every count and every hcnp listener (``hcnp``: port -> Service key); new
+        counts take effect at once, listeners open/close on the loop."""
         self._services = dict(services)  # one reference swap: readers never see half a state
-        self._hcnp_wanted = dict(hcnp)
-        self.loop.call_soon_threadsafe(self._reconcile_hcnp)
+        wanted = dict(hcnp)
+        self.loop.call_soon_threadsafe(self._replace_hcnp, wanted)
+
+    def update_changed(
+        self, services: Mapping[str, ServiceHealth | None], hcnp: Mapping[int, str | None]
+    ) -> None:
+        """Only what changed: a Service's new count (None: gone), a port's new Service (None:
+        closed). At 10,000 Services a copy of every count and a walk over every listener for
+        each change were most of what an endpoint change cost here. Each count takes effect
+        at once (an answer reads one Service's entry, so it never sees half of one)."""
+        current = self._services
+        for key, health in services.items():
+            if health is None:
+                current.pop(key, None)
+            else:
+                current[key] = health
+        if hcnp:
+            self.loop.call_soon_threadsafe(self._change_hcnp, dict(hcnp))
 
     def open_hcnp_ports(self) -> dict[int, str]:
-        return {port: key for port, (key, _) in self._hcnp_servers.items()}
+        return {port: key for port, (key, _) in list(self._hcnp_servers.items())}
 
-    def _reconcile_hcnp(self) -> None:
-        for port, (key, server) in list(self._hcnp_servers.items()):
-            if self._hcnp_wanted.get(port) != key:
+    # the wanted listeners are changed on the loop only, so nothing there sees them change
+    def _replace_hcnp(self, wanted: dict[int, str]) -> None:
+        ports = set(self._hcnp_wanted) | set(wanted) | set(self._hcnp_servers)
+        self._hcnp_wanted = wanted
+        self._reconcile_ports(ports)
+
+    def _change_hcnp(self, changes: dict[int, str | None]) -> None:
+        for port, key in changes.items():
+            if key is None:
+                self._hcnp_wanted.pop(port, None)
+            else:
+                self._hcnp_wanted[port] = key
+        self._reconcile_ports(changes)
+
+    def _reconcile_ports(self, ports: Iterable[int]) -> None:
+        for port in ports:
+            wanted = self._hcnp_wanted.get(port)
+            held = self._hcnp_servers.get(port)
+            if held is not None:
+                key, server = held
+                if key == wanted:
+                    continue
+                if server is None:
+                    continue  # still binding: that task sees it is not wanted and hands over
                 server.close()
                 del self._hcnp_servers[port]
                 log.info("closed healthCheckNodePort %d of %s", port, key)
-        for port, key in self._hcnp_wanted.items():
-            if port not in self._hcnp_servers:
-                self.loop.create_task(self._open_hcnp(port, key))
+            if wanted is not None:
+                self.loop.create_task(self._open_hcnp(port, wanted))
 
     async def _open_hcnp(self, port: int, key: str) -> None:
         """Listen on ``port`` while it is wanted; a port that cannot be bound (a local process
@@ -238,10 +275,12 @@ class HealthServers:
             delay = min(delay * 2, BIND_RETRY_MAX)
             if self._hcnp_wanted.get(port) != key:  # no longer wanted while we waited
                 del self._hcnp_servers[port]
+                self._reconcile_ports([port])  # another Service may want it now
                 return
         if self._hcnp_wanted.get(port) != key:  # removed while we were binding
             server.close()
             del self._hcnp_servers[port]
+            self._reconcile_ports([port])
             return
         self._hcnp_servers[port] = (key, server)
         log.info("listening on healthCheckNodePort %d for %s", port, key)
