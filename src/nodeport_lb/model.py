@@ -211,9 +211,13 @@ class Service:
         return {p.key: p.node_port for p in self.ports if p.node_port}
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any], *, defaulted: bool = False) -> Service:
+    def from_manifest(
+        cls, manifest: Mapping[str, Any], *, defaulted: bool = False, keep_manifest: bool = True
+    ) -> Service:
         """Typed view of a manifest that passed ``validate_service`` (defaults applied here,
-        unless ``defaulted`` says the caller's manifest has them already)."""
+        unless ``defaulted`` says the caller's manifest has them already). ``keep_manifest``
+        False leaves ``manifest`` empty, for a reader of the typed fields only that keeps
+        thousands of Services."""
         from nodeport_lb.validation.ip import canonical_cidr  # the package imports this one
 
         # a Service is never changed: sharing the manifest's fields is safe
@@ -247,7 +251,7 @@ class Service:
             ),
             labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
-            manifest=obj,
+            manifest=obj if keep_manifest else {},
         )
 
 

@@ -159,7 +159,7 @@ class Agent:
             self.return_path.start()
         self._restore_health()
         with _collector_paused():
-            self.source.initial_load()
+            self.source.initial_load(between_parts=self._apply_queued)
         self.source.start()
         if self.dataplane is not None:
             threading.Thread(target=self._check_table, name="table-check", daemon=True).start()
@@ -201,22 +201,12 @@ class Agent:
         first = True
         waiting_logged = False
         while not self._stop.is_set():
-            batch = self.queue.take(timeout=0.2)
+            # the first sync does not wait for a batch once the listing is in: the store's
+            # was applied as it was read
+            batch = self.queue.take(timeout=0 if first and self.source.synced() else 0.2)
             changed: set[str] | None = set()
             if batch is not None:
-                with _collector_paused(len(batch.upserts) + len(batch.deletes) >= BULK):
-                    result = self.state.apply(batch.upserts, batch.deletes, batch.origins)
-                self._note_queued(batch, result.dirty)
-                for kind in result.invalid_kinds:
-                    self.metrics.invalid_objects.labels(kind).inc()
-                changed = result.dirty
-                if result.node_changed:
-                    log.info(
-                        "node %s eligible: %s", self.config.node_name, self.state.node_eligible
-                    )
-                self.metrics.services_set_aside.labels("nodeport_conflict").set(
-                    len(self.state.blocked)
-                )
+                changed = self._apply(batch)
             if first and not self.source.synced():
                 if not waiting_logged:
                     log.warning("no complete listing of the source yet: the table stays as it is")
@@ -234,6 +224,25 @@ class Agent:
                 first = False
                 self._publish_health(changed)
                 self._update_gauges()
+
+    def _apply(self, batch: Batch) -> set[str]:
+        """A batch into the state; returns the Services it changed."""
+        with _collector_paused(len(batch.upserts) + len(batch.deletes) >= BULK):
+            result = self.state.apply(batch.upserts, batch.deletes, batch.origins)
+        self._note_queued(batch, result.dirty)
+        for kind in result.invalid_kinds:
+            self.metrics.invalid_objects.labels(kind).inc()
+        if result.node_changed:
+            log.info("node %s eligible: %s", self.config.node_name, self.state.node_eligible)
+        self.metrics.services_set_aside.labels("nodeport_conflict").set(len(self.state.blocked))
+        return result.dirty
+
+    def _apply_queued(self) -> None:
+        """What the source queued so far, applied now (between the parts of a first listing:
+        the objects of a part are dropped before the next part is read)."""
+        batch = self.queue.take(timeout=0)
+        if batch is not None:
+            self._apply(batch)
 
     def _sync(self, changed: set[str] | None) -> bool:
         if self.dataplane is None:  # companion: nothing to program, the view is up to date

@@ -16,7 +16,7 @@ import select
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from nodeport_lb.store import (
     ManifestError,
     ManifestStore,
     ObjectKey,
+    StoreChanges,
+    StoreError,
     StoreUnreadableError,
     check_nesting,
     object_key,
@@ -203,8 +205,30 @@ class StoreSource:
     def synced(self) -> bool:
         return self.status.listed.is_set()
 
-    def initial_load(self) -> None:
-        self._refresh(None)
+    # files read per part of the first listing
+    PART_FILES = 2000
+
+    def initial_load(self, between_parts: Callable[[], None] | None = None) -> None:
+        """The first listing; with ``between_parts``, queued a part at a time, calling it
+        after each (the agent applies the part then, so the objects of every file are never
+        all in memory at once)."""
+        if between_parts is None:
+            self._refresh(None)
+            return
+        complete = True
+        try:
+            for changes in self.reader.refresh_in_parts(self.PART_FILES):
+                self._report(changes.errors)
+                complete = complete and changes.complete
+                self._queue_changes(changes)
+                between_parts()
+        except StoreUnreadableError as exc:
+            self.status.failed(str(exc))
+            return
+        if complete:
+            self.status.succeeded()
+        else:
+            self.status.failed("some files could not be read")
 
     def start(self) -> None:
         self._thread.start()
@@ -218,17 +242,23 @@ class StoreSource:
         except StoreUnreadableError as exc:
             self.status.failed(str(exc))
             return
-        for error in changes.errors:
-            self.metrics.store_errors.inc()
-            if self._reported.get(error.path) != error.message:
-                log.warning("store: %s (ignored; last good state kept)", error)
-                self._reported[error.path] = error.message
+        self._report(changes.errors)
         if only is None:
             if changes.complete:
                 self.status.succeeded()
             else:
                 self.status.failed("some files could not be read")
-        origins = {key: str(self.reader.file_of(key)) for key in changes.upserts}
+        self._queue_changes(changes)
+
+    def _report(self, errors: list[StoreError]) -> None:
+        for error in errors:
+            self.metrics.store_errors.inc()
+            if self._reported.get(error.path) != error.message:
+                log.warning("store: %s (ignored; last good state kept)", error)
+                self._reported[error.path] = error.message
+
+    def _queue_changes(self, changes: StoreChanges) -> None:
+        origins = {key: self.reader.origin_of(key) for key in changes.upserts}
         self.queue.put(changes.upserts, changes.deletes, origins)
 
     def _run(self) -> None:
@@ -340,9 +370,10 @@ class KubeSource:
     def synced(self) -> bool:
         return all(listed.is_set() for listed in self._listed.values())
 
-    def initial_load(self) -> None:
+    def initial_load(self, between_parts: Callable[[], None] | None = None) -> None:
         """Start the watchers and wait (up to a minute) until each has listed once; the
-        agent syncs nothing before that, however long it takes."""
+        agent syncs nothing before that, however long it takes. (``between_parts``: unused,
+        a listing from the API server comes in one piece.)"""
         for thread in self._threads:
             thread.start()
         deadline = time.monotonic() + 60
