@@ -200,6 +200,7 @@ class StoreSource:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store", daemon=True)
         self._reported: dict[Path, str] = {}
+        self._watcher: _Inotify | None = None  # made before the first listing, for the thread
         self.status = SourceStatus(metrics, f"store {store.path}")
 
     def synced(self) -> bool:
@@ -212,6 +213,13 @@ class StoreSource:
         """The first listing; with ``between_parts``, queued a part at a time, calling it
         after each (the agent applies the part then, so the objects of every file are never
         all in memory at once)."""
+        # the watch first: what changes while the listing is read comes as an event, so the
+        # thread need not list every file again as it starts (at 20,000 files, a second
+        # listing in the middle of the first sync)
+        try:
+            self._watcher = _Inotify(self.reader.store.path)
+        except OSError:
+            self._watcher = None  # the thread finds out why, and polls
         if between_parts is None:
             self._refresh(None)
             return
@@ -274,19 +282,23 @@ class StoreSource:
 
     def _watch_directory(self) -> None:
         directory = self.reader.store.path
+        watcher, self._watcher = self._watcher, None
+        listed = watcher is not None  # watched since before the first listing
+        if watcher is None:
+            try:
+                watcher = _Inotify(directory)
+            except OSError as exc:
+                log.warning("store: no inotify on %s (%s); polling", directory, exc)
+                self._poll(directory)
+                return
         try:
-            watcher = _Inotify(directory)
-        except OSError as exc:
-            log.warning("store: no inotify on %s (%s); polling", directory, exc)
-            self._poll(directory)
-            return
-        try:
-            self._watch(watcher)
+            self._watch(watcher, listed)
         finally:
             watcher.close()
 
-    def _watch(self, watcher: _Inotify) -> None:
-        self._refresh(None)  # catch what changed before the watch existed
+    def _watch(self, watcher: _Inotify, listed: bool = False) -> None:
+        if not listed:
+            self._refresh(None)  # catch what changed before the watch existed
         next_rescan = time.monotonic() + self._listing_interval()
         while not self._stop.is_set():
             names, rescan = watcher.read(min(1.0, self.rescan_period))
