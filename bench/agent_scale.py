@@ -334,10 +334,12 @@ class NodePortProbe:
 def measure_restart(lab: Lab, node: str, source: list[str], label: str) -> dict:
     """A second agent over the table the first one left: start → rules in, traffic meanwhile."""
     probe = NodePortProbe(lab, node, FIRST_PORT + 1)
-    time.sleep(0.2)  # some probes before the start
-    proc, seconds, full = start_agent(lab, node, source, f"agent-{node}-{label}-restart.log")
-    time.sleep(0.2)
-    served = probe.stop()
+    try:
+        time.sleep(0.2)  # some probes before the start
+        proc, seconds, full = start_agent(lab, node, source, f"agent-{node}-{label}-restart.log")
+        time.sleep(0.2)
+    finally:
+        served = probe.stop()  # its thread would keep a failed run from ending
     stop_agent(lab, proc)
     return {"seconds": round(seconds, 3), "full_sync_seconds": round(full, 3), **served}
 
