@@ -16,7 +16,7 @@ from nodeport_lb.defaults import (
     DEFAULT_NODE_PORT_RANGE,
     address_text,
 )
-from nodeport_lb.loadbalancer import PlanError, _fact_key
+from nodeport_lb.loadbalancer import PlanError, fact_key
 from nodeport_lb.model import NodePortRange
 
 _SAFE = re.compile(r"^[A-Za-z0-9_./:@,=+-]+$")  # no quoting needed in a systemd ExecStart
@@ -126,7 +126,7 @@ def load_balancer_peers(
 def _mac_of(address: str, host_vars: Mapping[str, Any]) -> str:
     facts = host_vars.get("ansible_facts") or {}
     for name in facts.get("interfaces") or []:
-        info = facts.get(_fact_key(name)) or {}
+        info = facts.get(fact_key(name)) or {}
         entries = [info.get("ipv4") or {}, *(info.get("ipv4_secondaries") or [])]
         if any(entry.get("address") == address for entry in entries):
             return str(info.get("macaddress") or "")

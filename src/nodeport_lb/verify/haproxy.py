@@ -6,33 +6,14 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-
-@dataclass
-class ServerConfig:
-    name: str
-    address: str
-    port: int
-    words: list[str]
-
-    @property
-    def checked(self) -> bool:
-        return "check" in self.words
-
-    @property
-    def check_port(self) -> int:
-        """The port checks go to: ``port N`` when given, else the server's own port."""
-        if "port" in self.words:
-            index = self.words.index("port")
-            if index + 1 < len(self.words) and self.words[index + 1].isdigit():
-                return int(self.words[index + 1])
-        return self.port
+from nodeport_lb.loadbalancer import Server
 
 
 @dataclass
 class BackendConfig:
     name: str
     lines: list[str] = field(default_factory=list)
-    servers: dict[str, ServerConfig] = field(default_factory=dict)
+    servers: dict[str, Server] = field(default_factory=dict)
 
     @property
     def http_check(self) -> bool:
@@ -56,10 +37,8 @@ def parse_backends(text: str) -> dict[str, BackendConfig]:
         if current is None:
             continue
         if words[0] == "server" and len(words) >= 3:
-            address, _, port = words[2].rpartition(":")
-            current.servers[words[1]] = ServerConfig(
-                words[1], address, int(port) if port.isdigit() else 0, words[3:]
-            )
+            # read back by the plan's own Server, the one place that knows the line's words
+            current.servers[words[1]] = Server.parse(line)
         else:
             current.lines.append(line)
     return backends

@@ -94,7 +94,7 @@ def test_local_backends_check_http_on_the_live_hcnp(
                     f"{where} sends {server.name}'s traffic to {found.address}:{found.port} — "
                     f"expected {server.address}:{server.port} (the live nodePort)"
                 )
-            if not found.checked:
+            if not found.check:
                 problems.append(
                     f"{where} does not check {server.name} — an eTP Local Service needs an "
                     f"HTTP check on the healthCheckNodePort {hcnp}"
@@ -102,20 +102,20 @@ def test_local_backends_check_http_on_the_live_hcnp(
                 continue
             if not backend.http_check:
                 problems.append(
-                    f"{where} checks {server.name} with TCP on {found.check_port} — an eTP "
+                    f"{where} checks {server.name} with TCP on {found.health_port} — an eTP "
                     f"Local Service needs an HTTP check (option httpchk) on the "
                     f"healthCheckNodePort {hcnp}"
                 )
-            if found.check_port != hcnp:
+            if found.health_port != hcnp:
                 problems.append(
-                    f"{where} checks {server.name} on port {found.check_port} — expected the "
+                    f"{where} checks {server.name} on port {found.health_port} — expected the "
                     f"Service's live healthCheckNodePort {hcnp} (stale: Service recreated?)"
                 )
             live = runtime.get((listener.name, server.name), {}).get("srv_check_port")
-            if live is not None and live != str(found.check_port):
+            if live is not None and live != str(found.health_port):
                 problems.append(
                     f"{where} runs checks on {server.name} port {live} — {config} says "
-                    f"{found.check_port}: HAProxy was not reloaded"
+                    f"{found.health_port}: HAProxy was not reloaded"
                 )
     fail_on(problems)
 

@@ -26,8 +26,6 @@ from nodeport_lb.verify.probes import (
 )
 from nodeport_lb.verify.report import fail_on
 
-_AGENT_PORT = re.compile(r"\bagent-port (\d+)\b")
-
 
 @pytest.fixture(scope="session")
 def dataplanes() -> dict[str, NodeDataplane]:
@@ -121,9 +119,8 @@ def test_agent_check_weighs_the_node_by_its_ready_pods(
     checked: dict[str, int] = {}
     for listener in plan.listeners:
         for server in listener.servers:
-            port = _AGENT_PORT.search(server.options)
-            if port and "agent-check" in server.options.split():
-                checked[listener.service] = int(port.group(1))
+            if server.agent_check and server.agent_port:
+                checked[listener.service] = server.agent_port
     if not checked:
         pytest.skip("no backend uses the agent-check")
     problems = []
