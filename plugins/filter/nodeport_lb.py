@@ -22,7 +22,7 @@ from nodeport_lb.loadbalancer import (
     plan_keepalived,
 )
 from nodeport_lb.node_proxy import agent_arguments, load_balancer_peers
-from nodeport_lb.services import applied_service
+from nodeport_lb.services import AppliedService
 
 
 def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> dict[str, Any]:
@@ -62,7 +62,9 @@ def return_path_peers(hostvars: Any, address_var: str = "nodeport_lb_lb_address"
 def applied_services(results: Any) -> list[dict[str, Any]]:
     """nodeport_service's loop results -> nodeport_lb_applied_services (deleted ones left out)."""
     return [
-        applied_service(r["item"], r["service"], r.get("to_be_allocated") or [])
+        AppliedService.from_result(r["item"], r["service"], r.get("to_be_allocated") or ()).to_fact(
+            r["item"]
+        )
         for r in results
         if r.get("service")
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nodeport_lb.defaults import PROXY_HEALTHZ_PATH, PROXY_HEALTHZ_PORT
+from nodeport_lb.model import Service
 
 HTTP_PROTOCOLS = ("http", "https")
 LOCAL_CHECK_PATH = "/"
@@ -51,31 +52,28 @@ def tcp_on_local_message(service_ref: str, hcnp: int | str, fix: str) -> str:
 
 
 def service_health_check(
-    service_ref: str,
+    service: Service,
     *,
-    local: bool,
-    health_check_node_port: int,
     protocol: str,
     fix: str,
-    service_type: str = "",
     healthz_port: int = PROXY_HEALTHZ_PORT,
 ) -> HealthCheck:
     """The check for a Service; ``protocol`` is the one asked for, ``fix`` the setting that
     asks for HTTP in the caller's words (``--healthcheck-mode http``)."""
-    if local:
+    service_ref = f"Service {service.key}"
+    hcnp = service.health_check_node_port
+    if service.is_local:
         if protocol not in HTTP_PROTOCOLS:
-            raise HealthCheckError(
-                tcp_on_local_message(service_ref, health_check_node_port or "hcnp", fix)
-            )
-        if not health_check_node_port:
-            kind = f" (it is {service_type})" if service_type not in ("", "LoadBalancer") else ""
+            raise HealthCheckError(tcp_on_local_message(service_ref, hcnp or "hcnp", fix))
+        if not hcnp:
+            kind = f" (it is {service.type})" if service.type != "LoadBalancer" else ""
             raise HealthCheckError(
                 f"{service_ref} has externalTrafficPolicy: Local but no healthCheckNodePort, "
                 "so nothing tells which nodes have a local pod (the API allocates one only for "
                 f"type LoadBalancer): make the Service type LoadBalancer{kind}, or use "
                 "externalTrafficPolicy: Cluster."
             )
-        return HealthCheck(protocol, health_check_node_port, LOCAL_CHECK_PATH, on_hcnp=True)
+        return HealthCheck(protocol, hcnp, LOCAL_CHECK_PATH, on_hcnp=True)
     if protocol in HTTP_PROTOCOLS:
         return HealthCheck(protocol, healthz_port, PROXY_HEALTHZ_PATH)
     return HealthCheck(protocol, None)

@@ -352,3 +352,27 @@ def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
     svc = {option: options.get(option) for option in SERVICE_OPTIONS}
     return yaml.safe_load(render_template("service.yaml.j2", svc=svc, ports=ports))
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def options_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The module-style options a manifest holds (the inverse of ``manifest_from_options``):
+    every option of the tables whose field is set, ports with their port options."""
+    options = {}
+    for option in SERVICE_OPTION_TABLE:
+        value = _get(manifest, option.field)
+        if option.name == "ports":
+            value = [
+                {o.name: port[o.field] for o in PORT_OPTIONS if port.get(o.field) is not None}
+                for port in value or []
+            ]
+        if value is not None:
+            options[option.name] = copy.deepcopy(value)
+    return options

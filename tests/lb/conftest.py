@@ -9,7 +9,8 @@ import pytest
 
 HCNP = 31897
 
-# What the Services role publishes for the example python-lb (nodeport_lb_applied_services).
+# What the Services role publishes for the example python-lb (nodeport_lb_applied_services:
+# the module's options, with the allocated ports).
 PYTHON_LB: dict[str, Any] = {
     "name": "python-lb",
     "namespace": "default",
@@ -17,7 +18,7 @@ PYTHON_LB: dict[str, Any] = {
     "external_traffic_policy": "Local",
     "selector": {"app": "python"},
     "ports": [
-        {"name": "http", "port": 80, "targetPort": 31000, "nodePort": 31001, "protocol": "TCP"}
+        {"name": "http", "port": 80, "target_port": 31000, "node_port": 31001, "protocol": "TCP"}
     ],
     "node_ports": {"http": 31001},
     "health_check_node_port": HCNP,

@@ -210,7 +210,9 @@ def _applied(svc: RackService) -> dict[str, Any]:
         "namespace": "default",
         "type": "LoadBalancer",
         "external_traffic_policy": "Local",
-        "ports": [{"name": "http", "port": svc.port, "nodePort": svc.node_port, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "port": svc.port, "node_port": svc.node_port, "protocol": "TCP"}
+        ],
         "health_check_node_port": svc.hcnp,
         "load_balancer": svc.load_balancer,
     }

@@ -90,7 +90,13 @@ def test_agent_check_weights_on_by_default_for_local() -> None:
     assert all("agent" not in s.options for s in off.servers)
     with pytest.raises(PlanError, match="only means something for externalTrafficPolicy: Local"):
         plan_haproxy(
-            [service(external_traffic_policy="Cluster", load_balancer={"agent_check": True})],
+            [
+                service(
+                    external_traffic_policy="Cluster",
+                    health_check_node_port=0,  # a Cluster Service has none
+                    load_balancer={"agent_check": True},
+                )
+            ],
             NODES,
             VIPS,
         )
@@ -240,8 +246,8 @@ def test_which_services_get_a_frontend() -> None:
         plan_haproxy([node_port_local | {"load_balancer": {"enabled": True}}], NODES, VIPS)
     udp = service(
         ports=[
-            {"name": "dns", "port": 53, "nodePort": 31053, "protocol": "UDP"},
-            {"name": "http", "port": 80, "nodePort": 31001, "protocol": "TCP"},
+            {"name": "dns", "port": 53, "node_port": 31053, "protocol": "UDP"},
+            {"name": "http", "port": 80, "node_port": 31001, "protocol": "TCP"},
         ]
     )
     plan = plan_haproxy([udp], NODES, VIPS)

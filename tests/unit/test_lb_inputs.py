@@ -28,8 +28,8 @@ def render(plan) -> str:
         {"namespace": "default" + INJECTED},
         {"type": "LoadBalancer" + INJECTED},
         {"health_check_node_port": "31897" + INJECTED},
-        {"ports": [{"name": "http" + INJECTED, "port": 80, "nodePort": 31001}]},
-        {"ports": [{"name": "http", "port": 80, "nodePort": 31001, "protocol": "TCP" + INJECTED}]},
+        {"ports": [{"name": "http" + INJECTED, "port": 80, "node_port": 31001}]},
+        {"ports": [{"name": "http", "port": 80, "node_port": 31001, "protocol": "TCP" + INJECTED}]},
     ],
     ids=["name", "namespace", "type", "hcnp", "port-name", "protocol"],
 )

@@ -88,13 +88,7 @@ def render_variables(provider: str, service: Service, options: RenderOptions) ->
         )
 
     try:
-        check = service_health_check(
-            _ref(service),
-            local=service.is_local,
-            health_check_node_port=service.health_check_node_port or 0,
-            protocol=mode,
-            fix="--healthcheck-mode http",
-        )
+        check = service_health_check(service, protocol=mode, fix="--healthcheck-mode http")
     except HealthCheckError as exc:
         raise CloudError(str(exc)) from None
     path: dict[str, Any] = {}

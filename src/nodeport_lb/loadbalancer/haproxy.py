@@ -20,7 +20,7 @@ How the pods learn the client's address (``load_balancer.client_address``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,15 +35,13 @@ from nodeport_lb.loadbalancer.settings import (
     Host,
     LoadBalancerOptions,
     PlanError,
-    integer,
-    one_of,
     parse_hosts,
     validate_vips,
 )
-from nodeport_lb.validation.names import is_dns1035_label, is_dns1123_label
+from nodeport_lb.model import Service, ServicePort
+from nodeport_lb.services.applied import AppliedService
+from nodeport_lb.services.base import InvalidService
 
-_SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
-_PROTOCOLS = ("TCP", "UDP", "SCTP")
 # The HAProxy backend line that makes connections to the nodes leave from the client's address.
 TRANSPARENT_SOURCE = "source 0.0.0.0 usesrc clientip"
 # The load balancers' TPROXY return path: packets of HAProxy's transparent sockets get this
@@ -197,46 +195,35 @@ class HAProxyPlan:
         }
 
 
-def _service_identity(service: Mapping[str, Any], index: int) -> tuple[str, str]:
-    """Namespace and name as the API server allows them: they become haproxy.cfg section
-    names, comments and the agent-check request, so nothing else may pass (a newline in a
-    name would start a section of its own)."""
-    where = f"nodeport_lb_services[{index}]"
-    name, namespace = service.get("name"), service.get("namespace") or "default"
-    if not isinstance(name, str) or is_dns1035_label(name):
-        problems = is_dns1035_label(name) if isinstance(name, str) else ["must be a string"]
-        raise PlanError(f"{where}.name: {name!r}: {problems[0]}")
-    if not isinstance(namespace, str) or is_dns1123_label(namespace):
-        problems = is_dns1123_label(namespace) if isinstance(namespace, str) else ["a string"]
-        raise PlanError(f"{where}.namespace: {namespace!r}: {problems[0]}")
-    return namespace, name
+def _read(entry: Any, index: int) -> AppliedService:
+    """An entry of the Services role's fact, or one already read: every value of it passed
+    the Service's own validation, so names, ports and protocols are what the API allows and
+    nothing can add a line or a section to haproxy.cfg."""
+    if isinstance(entry, AppliedService):
+        return entry
+    try:
+        return AppliedService.from_fact(entry)
+    except InvalidService as exc:
+        raise PlanError(f"nodeport_lb_applied_services[{index}]: {exc}") from None
 
 
-def _service_ports(service: Mapping[str, Any], where: str) -> list[tuple[str, int, int, str]]:
-    """(key, port, nodePort, protocol) from the manifest-form ports the Services role returns."""
-    ports = service.get("ports")
-    if not isinstance(ports, list) or not ports:
+def _balanced_ports(service: Service, where: str, warnings: list[str]) -> list[ServicePort]:
+    """The ports HAProxy balances (TCP); every port needs its nodePort."""
+    if not service.ports:
         raise PlanError(f"{where}.ports: the Service has no ports")
-    result = []
-    for index, port in enumerate(ports):
-        if not isinstance(port, Mapping):
-            raise PlanError(f"{where}.ports[{index}]: expected a dict, got {port!r}")
-        number = integer(1, 65535)(port.get("port"), f"{where}.ports[{index}].port")
-        node_port = port.get("nodePort", port.get("node_port"))
-        key = str(port.get("name") or number)
-        if not node_port:
+    for index, port in enumerate(service.ports):
+        if not port.node_port:
             raise PlanError(
-                f"{where}.ports[{index}] ({key}): no nodePort allocated (allocateLoadBalancer"
-                "NodePorts: false?); the load balancers reach pods through nodePorts"
+                f"{where}.ports[{index}] ({port.key}): no nodePort allocated (allocateLoad"
+                "BalancerNodePorts: false?); the load balancers reach pods through nodePorts"
             )
-        node_port = integer(1, 65535)(node_port, f"{where}.ports[{index}].nodePort")
-        if port.get("name") and is_dns1123_label(key):
-            raise PlanError(f"{where}.ports[{index}].name: {key!r}: " + is_dns1123_label(key)[0])
-        protocol = one_of(*_PROTOCOLS)(
-            port.get("protocol") or "TCP", f"{where}.ports[{index}].protocol"
-        )
-        result.append((key, number, node_port, protocol))
-    return result
+    tcp = []
+    for port in service.ports:
+        if port.protocol == "TCP":
+            tcp.append(port)
+        else:
+            warnings.append(f"{where} port {port.key}: {port.protocol} is not balanced (TCP only)")
+    return tcp
 
 
 def _check_lines(health_check: HealthCheck) -> tuple[list[str], str]:
@@ -301,12 +288,15 @@ def _servers(
 
 
 def plan_haproxy(
-    services: Any,
+    services: Iterable[AppliedService | Mapping[str, Any]],
     nodes: Any,
     vips: Any,
     settings: Mapping[str, Any] | None = None,
 ) -> HAProxyPlan:
-    """Frontends on the VIPs, one per Service port; backends listing every node."""
+    """Frontends on the VIPs, one per Service port; backends listing every node.
+
+    ``services``: the applied Services, or the Services role's fact of them
+    (``nodeport_lb_applied_services``), each read with ``AppliedService.from_fact``."""
     config = HAProxySettings.parse(settings)
     vip_list = validate_vips(vips)
     node_list = parse_hosts(nodes, "nodes")
@@ -318,45 +308,35 @@ def plan_haproxy(
     listeners: list[Listener] = []
     warnings: list[str] = []
     bound: dict[tuple[str, int], str] = {}
-    for index, service in enumerate(services):
-        if not isinstance(service, Mapping) or not service.get("name"):
-            raise PlanError(f"nodeport_lb_services[{index}]: expected a Service dict")
-        namespace, name = _service_identity(service, index)
-        key = f"{namespace}/{name}"
+    for index, entry in enumerate(services):
+        applied = _read(entry, index)
+        service, key = applied.service, applied.service.key
         where = f"Service {key}"
-        pending = service.get("to_be_allocated")
-        if pending and isinstance(pending, list | tuple):
+        if applied.to_be_allocated:
             # check mode on a cluster: the API server picks these ports only when it creates
             # the Service, so there is nothing true to put in a config yet
             warnings.append(
                 f"{where}: left out of this plan: the API server allocates "
-                f"{', '.join(map(str, pending))} when the Service is created"
+                f"{', '.join(applied.to_be_allocated)} when the Service is created"
             )
             continue
-        svc_type = one_of(*_SERVICE_TYPES)(service.get("type") or "ClusterIP", f"{where}: type")
-        local = service.get("external_traffic_policy") == "Local"
         options = LoadBalancerOptions.parse(
-            service.get("load_balancer"),
-            service_type=svc_type,
-            local=local,
+            applied.load_balancer,
+            service_type=service.type,
+            local=service.is_local,
             where=f"{where}: load_balancer",
             nodes_without_agent=tuple(node.name for node in node_list if not node.agent),
         )
         if not options.enabled:
             continue
         warnings += options.warnings
-        if svc_type not in ("LoadBalancer", "NodePort"):
-            raise PlanError(f"{where}: type {svc_type} has no nodePorts to balance")
-        hcnp = service.get("health_check_node_port") or 0
-        hcnp = integer(1, 65535)(hcnp, f"{where}: health_check_node_port") if hcnp else 0
+        if service.type not in ("LoadBalancer", "NodePort"):
+            raise PlanError(f"{where}: type {service.type} has no nodePorts to balance")
         try:
             health_check = service_health_check(
-                where,
-                local=local,
-                health_check_node_port=hcnp,
+                service,
                 protocol=options.healthcheck,
                 fix="load_balancer.healthcheck: http (the default)",
-                service_type=svc_type,
                 healthz_port=config.healthz_port,
             )
         except HealthCheckError as exc:
@@ -370,24 +350,21 @@ def plan_haproxy(
         check_lines, check = _check_lines(health_check)
         backend_options = _backend_options(balance, check_lines, options, config)
 
-        for port_key, port, node_port, protocol in _service_ports(service, where):
-            if protocol != "TCP":
-                warnings.append(f"{where} port {port_key}: {protocol} is not balanced (TCP only)")
-                continue
-            other = bound.get((vip, port))
+        for port in _balanced_ports(service, where, warnings):
+            other = bound.get((vip, port.port))
             if other:
                 raise PlanError(
-                    f"{where} port {port_key}: {vip}:{port} is already used by {other}; give "
-                    "one of them another load_balancer.vip"
+                    f"{where} port {port.key}: {vip}:{port.port} is already used by {other}; "
+                    "give one of them another load_balancer.vip"
                 )
-            bound[(vip, port)] = f"{key} port {port_key}"
+            bound[(vip, port.port)] = f"{key} port {port.key}"
             listeners.append(
                 Listener(
-                    name=f"{namespace}_{name}_{port_key}",  # every part validated
+                    name=f"{service.namespace}_{service.name}_{port.key}",  # all validated
                     service=key,
-                    port_name=port_key,
+                    port_name=port.key,
                     vip=vip,
-                    port=port,
+                    port=port.port,
                     mode=options.mode,
                     balance=balance,
                     frontend_options=(
@@ -397,7 +374,7 @@ def plan_haproxy(
                     default_server=(
                         f"default-server inter {config.inter} fall {config.fall} rise {config.rise}"
                     ),
-                    servers=_servers(node_list, node_port, health_check, options, config, key),
+                    servers=_servers(node_list, port.node_port, health_check, options, config, key),
                     check=check,
                     client_address=options.client_address,
                 )

@@ -7,24 +7,24 @@
 ``ApplyResult`` the Ansible modules report as they are.
 """
 
+from nodeport_lb.services.applied import AppliedService
 from nodeport_lb.services.base import (
     ApplyResult,
     BackendError,
     BackendUnavailable,
     InvalidService,
     ServiceBackend,
-    applied_service,
     prepare_service,
     service_facts,
 )
 
 __all__ = [
+    "AppliedService",
     "ApplyResult",
     "BackendError",
     "BackendUnavailable",
     "InvalidService",
     "ServiceBackend",
-    "applied_service",
     "prepare_service",
     "service_facts",
 ]

@@ -72,11 +72,12 @@ def prepare_service(
     node_port_range: NodePortRange,
     options: Mapping[str, Any] | None = None,
     definition: Mapping[str, Any] | None = None,
-    ip_families: Sequence[str] = DEFAULT_SERVICE_IP_FAMILIES,
+    ip_families: Sequence[str] | None = DEFAULT_SERVICE_IP_FAMILIES,
 ) -> dict[str, Any]:
     """A defaulted, validated v1 Service manifest from module options or a raw definition.
 
-    ``ip_families`` are the families the cluster serves (its service CIDRs), first the default.
+    ``ip_families`` are the families the cluster serves (its service CIDRs), first the default;
+    None skips the checks against them (a Service read back, which passed them when applied).
     """
     if definition is not None:
         if not is_service_manifest(definition):
@@ -131,27 +132,6 @@ def service_facts(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     svc = Service.from_manifest(obj)
     return {
         "service": dict(obj),
-        "node_ports": svc.node_ports,
-        "health_check_node_port": svc.health_check_node_port or None,
-    }
-
-
-def applied_service(
-    item: Mapping[str, Any], manifest: Mapping[str, Any], to_be_allocated: Sequence[str] = ()
-) -> dict[str, Any]:
-    """A ``nodeport_lb_services`` entry with what the control plane made of it: the shape of
-    ``nodeport_lb_applied_services`` that the load-balancer roles and the verification read.
-
-    ``to_be_allocated``: in check mode, the fields the API server has yet to allocate (their
-    ports are not known, so the load-balancer plan leaves the Service out for that run)."""
-    svc = Service.from_manifest(manifest)
-    return {
-        "to_be_allocated": list(to_be_allocated),
-        **item,
-        "namespace": svc.namespace,
-        "type": svc.type,
-        "external_traffic_policy": svc.external_traffic_policy,
-        "ports": list(svc.manifest["spec"].get("ports") or []),
         "node_ports": svc.node_ports,
         "health_check_node_port": svc.health_check_node_port or None,
     }

@@ -9,11 +9,10 @@ stale check on the load balancers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from nodeport_lb.loadbalancer import HAProxyPlan, Listener, plan_haproxy
 from nodeport_lb.model import Service
-from nodeport_lb.services import applied_service
+from nodeport_lb.services import AppliedService
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.inventory import Inventory
 
@@ -22,9 +21,9 @@ class ExpectationError(RuntimeError):
     """The inventory and the control plane disagree before any host is looked at."""
 
 
-def applied_services(inventory: Inventory, plane: ControlPlane) -> list[dict[str, Any]]:
-    """The inventory's ``nodeport_lb_services`` combined with their live manifests, in the
-    form the Services role publishes (``nodeport_lb_applied_services``)."""
+def applied_services(inventory: Inventory, plane: ControlPlane) -> list[AppliedService]:
+    """The inventory's ``nodeport_lb_services`` with their Services as the control plane has
+    them now: what the Services role publishes (``nodeport_lb_applied_services``)."""
     applied = []
     for item in inventory.var("nodeport_lb_services") or []:
         if not isinstance(item, Mapping) or item.get("state", "present") == "absent":
@@ -36,7 +35,7 @@ def applied_services(inventory: Inventory, plane: ControlPlane) -> list[dict[str
                 f"Service {key} is in nodeport_lb_services but not in the {plane.source}: "
                 "run site.yml (tag services) first"
             )
-        applied.append(applied_service(item, service.manifest))
+        applied.append(AppliedService(service, item.get("load_balancer")))
     return applied
 
 
