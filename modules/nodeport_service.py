@@ -32,45 +32,62 @@ options:
       - A complete v1 Service manifest (as C(kubectl get -o yaml) prints it). Mutually exclusive
         with the Service options below.
     type: dict
+  service:
+    description:
+      - The Service's options below as one dict, as an entry of the services role's
+        C(nodeport_lb_services) holds them; keys that are not options of a Service (such as
+        its C(load_balancer) settings) are left out. Mutually exclusive with O(definition)
+        and O(name).
+      - Checked as the options themselves are, with the same types, choices and defaults.
+    type: dict
+  # Service options: written from nodeport_lb.model's tables by scripts/module_docs.py
   name:
-    description: Service name (a DNS-1035 label). Required unless O(definition) is given.
+    description:
+      - Service name (a DNS-1035 label). Required unless O(definition) is given.
     type: str
   namespace:
-    description: Namespace of the Service.
+    description:
+      - Namespace of the Service.
     type: str
     default: default
   type:
     description:
       - Service type. As on the API server, V(ClusterIP) when omitted (which has no nodePort).
     type: str
-    choices: [ClusterIP, NodePort, LoadBalancer]
+    choices: ["ClusterIP", "NodePort", "LoadBalancer"]
   selector:
-    description: Pod labels the Service selects.
+    description:
+      - Pod labels the Service selects.
     type: dict
   ports:
-    description: Service ports. With more than one port, every port needs a O(ports[].name).
+    description:
+      - Service ports. With more than one port, every port needs a O(ports[].name).
     type: list
     elements: dict
     suboptions:
       name:
-        description: Port name (a DNS-1123 label); the key of RV(node_ports).
+        description:
+          - Port name (a DNS-1123 label); the key of RV(node_ports).
         type: str
       port:
-        description: Port of the Service (and of the load balancer in front of it).
+        description:
+          - Port of the Service (and of the load balancer in front of it).
         type: int
         required: true
       target_port:
-        description: Port (number or name) on the pods. Defaults to O(ports[].port).
+        description:
+          - Port (number or name) on the pods. Defaults to O(ports[].port).
         type: raw
       node_port:
         description:
-          - Port opened on every node, in O(service_node_port_range). Allocated when omitted,
-            and kept stable across runs.
+          - Port opened on every node, in O(service_node_port_range). Allocated when omitted, and
+            kept stable across runs.
         type: int
       protocol:
-        description: Protocol.
+        description:
+          - Protocol.
         type: str
-        choices: [TCP, UDP, SCTP]
+        choices: ["TCP", "UDP", "SCTP"]
         default: TCP
       app_protocol:
         description:
@@ -82,37 +99,45 @@ options:
       - V(Local) keeps the client's source IP and only nodes with a local pod take traffic;
         V(Cluster) (the API server's default) spreads over all pods but SNATs.
     type: str
-    choices: [Cluster, Local]
+    choices: ["Cluster", "Local"]
   health_check_node_port:
     description:
       - Explicit healthCheckNodePort (only for O(type=LoadBalancer) with
-        O(external_traffic_policy=Local)). Allocated when omitted, kept stable across runs,
-        and released when the Service goes back to Cluster.
+        O(external_traffic_policy=Local)). Allocated when omitted, kept stable across runs, and
+        released when the Service goes back to Cluster.
     type: int
   internal_traffic_policy:
-    description: Policy for traffic from inside the cluster.
+    description:
+      - Policy for traffic from inside the cluster.
     type: str
-    choices: [Cluster, Local]
+    choices: ["Cluster", "Local"]
   session_affinity:
-    description: V(ClientIP) sends a client to the same pod for O(session_affinity_timeout).
+    description:
+      - V(ClientIP) sends a client to the same pod for O(session_affinity_timeout).
     type: str
-    choices: ["None", ClientIP]
+    choices: ["None", "ClientIP"]
   session_affinity_timeout:
-    description: ClientIP affinity timeout in seconds (1..86400; API default 10800).
+    description:
+      - ClientIP affinity timeout in seconds (1..86400; API default 10800).
     type: int
   allocate_load_balancer_node_ports:
-    description: For LoadBalancer Services, whether nodePorts are allocated (API default true).
+    description:
+      - For LoadBalancer Services, whether nodePorts are allocated (API default true).
     type: bool
   load_balancer_source_ranges:
-    description: Client CIDRs allowed to reach a LoadBalancer Service; others are dropped.
+    description:
+      - Client CIDRs allowed to reach a LoadBalancer Service; others are dropped.
     type: list
     elements: str
   labels:
-    description: Labels of the Service object.
+    description:
+      - Labels of the Service object.
     type: dict
   annotations:
-    description: Annotations of the Service object.
+    description:
+      - Annotations of the Service object.
     type: dict
+  # end of the Service options
   service_ip_families:
     description:
       - The IP families your cluster serves Services in, its default one first, as its API
@@ -234,10 +259,11 @@ to_be_allocated:
 import traceback  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: E402
 
 try:
     from nodeport_lb.ansible_support import STORE_ARGUMENT_SPEC, backend_from_params
-    from nodeport_lb.model import SERVICE_OPTIONS, NodePortRange, service_argument_spec
+    from nodeport_lb.model import NodePortRange, service_argument_spec, service_option_names
     from nodeport_lb.services import BackendError, InvalidService, prepare_service, service_facts
 
     IMPORT_ERROR = None
@@ -245,7 +271,9 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
     # Accept the options anyway, so the user sees the import problem, not a parameter error.
     STORE_ARGUMENT_SPEC = {"store": {"type": "raw"}, "service_node_port_range": {"type": "raw"}}
-    SERVICE_OPTIONS = ()
+
+    def service_option_names() -> tuple:
+        return ()
 
     def service_argument_spec() -> dict:
         # Without the package the table is unknown: take whatever the task gave.
@@ -260,6 +288,7 @@ def argument_spec() -> dict:
     return {
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         "definition": {"type": "dict"},
+        "service": {"type": "dict"},
         **service_argument_spec(),
         "service_ip_families": {
             "type": "list",
@@ -272,11 +301,25 @@ def argument_spec() -> dict:
     }
 
 
+def service_options(module: AnsibleModule) -> dict:
+    """The Service options: the task's own, or those of O(service) checked by the same
+    argument spec (the services role passes its entry whole, so no option is listed twice)."""
+    params = module.params
+    if params["service"] is None:
+        return {name: params[name] for name in service_option_names()}
+    names = set(service_option_names())
+    given = {k: v for k, v in params["service"].items() if k in names}
+    result = ArgumentSpecValidator(service_argument_spec()).validate(given)
+    if result.error_messages:
+        module.fail_json(msg="service: " + "; ".join(result.error_messages))
+    return result.validated_parameters
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("definition", "name")],
-        required_one_of=[("definition", "name")],
+        mutually_exclusive=[("definition", "name"), ("service", "definition"), ("service", "name")],
+        required_one_of=[("definition", "name", "service")],
         supports_check_mode=True,
     )
     if IMPORT_ERROR:
@@ -287,10 +330,11 @@ def main() -> None:
             exception=IMPORT_ERROR,
         )
     params = module.params
+    options = service_options(module)
     try:
         backend = backend_from_params(params)
         if params["state"] == "absent":
-            namespace, name = params["namespace"], params["name"]
+            namespace, name = options["namespace"], options["name"]
             if params["definition"]:
                 meta = params["definition"].get("metadata") or {}
                 namespace, name = meta.get("namespace") or "default", meta.get("name")
@@ -302,7 +346,7 @@ def main() -> None:
                 module.fail_json(msg=f"service_ip_families: one or two families, got {families}")
             manifest = prepare_service(
                 node_port_range,
-                options={k: params[k] for k in SERVICE_OPTIONS},
+                options=options,
                 definition=params["definition"],
                 ip_families=families,
             )

@@ -9,7 +9,9 @@ typed view the agent, the HAProxy renderer and the Terraform driver use.
 from __future__ import annotations
 
 import copy
+import json
 import re
+import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,64 +264,149 @@ TRAFFIC_POLICIES = ("Cluster", "Local")
 @dataclass(frozen=True)
 class Option:
     """One option of the nodeport_service module: its name (snake_case), the manifest field it
-    becomes, and its Ansible argument spec. The module's argument spec is built from these
-    tables and its documentation is tested against them, so an option is declared here once."""
+    becomes, its Ansible argument spec and its documentation. The module's argument spec and
+    the options part of its DOCUMENTATION (scripts/module_docs.py) are built from these tables,
+    so an option is declared here once."""
 
     name: str
     field: str
     argument_spec: Mapping[str, Any]
+    description: tuple[str, ...] = ()  # paragraphs, in ansible-doc markup (O(), V(), C())
 
 
-# The Service options; each is a field of templates/service.yaml.j2 (ports: see PORT_OPTIONS).
+# The Service options (ports: see PORT_OPTIONS), in the order the module documents them.
 SERVICE_OPTION_TABLE = (
-    Option("name", "metadata.name", {"type": "str"}),
-    Option("namespace", "metadata.namespace", {"type": "str", "default": "default"}),
     Option(
-        "type", "spec.type", {"type": "str", "choices": ["ClusterIP", "NodePort", "LoadBalancer"]}
+        "name",
+        "metadata.name",
+        {"type": "str"},
+        ("Service name (a DNS-1035 label). Required unless O(definition) is given.",),
     ),
-    Option("selector", "spec.selector", {"type": "dict"}),
-    Option("ports", "spec.ports", {"type": "list", "elements": "dict"}),
+    Option(
+        "namespace",
+        "metadata.namespace",
+        {"type": "str", "default": "default"},
+        ("Namespace of the Service.",),
+    ),
+    Option(
+        "type",
+        "spec.type",
+        {"type": "str", "choices": ["ClusterIP", "NodePort", "LoadBalancer"]},
+        ("Service type. As on the API server, V(ClusterIP) when omitted (which has no nodePort).",),
+    ),
+    Option("selector", "spec.selector", {"type": "dict"}, ("Pod labels the Service selects.",)),
+    Option(
+        "ports",
+        "spec.ports",
+        {"type": "list", "elements": "dict"},
+        ("Service ports. With more than one port, every port needs a O(ports[].name).",),
+    ),
     Option(
         "external_traffic_policy",
         "spec.externalTrafficPolicy",
         {"type": "str", "choices": list(TRAFFIC_POLICIES)},
+        (
+            "V(Local) keeps the client's source IP and only nodes with a local pod take "
+            "traffic; V(Cluster) (the API server's default) spreads over all pods but SNATs.",
+        ),
     ),
-    Option("health_check_node_port", "spec.healthCheckNodePort", {"type": "int"}),
+    Option(
+        "health_check_node_port",
+        "spec.healthCheckNodePort",
+        {"type": "int"},
+        (
+            "Explicit healthCheckNodePort (only for O(type=LoadBalancer) with "
+            "O(external_traffic_policy=Local)). Allocated when omitted, kept stable across "
+            "runs, and released when the Service goes back to Cluster.",
+        ),
+    ),
     Option(
         "internal_traffic_policy",
         "spec.internalTrafficPolicy",
         {"type": "str", "choices": list(TRAFFIC_POLICIES)},
+        ("Policy for traffic from inside the cluster.",),
     ),
     Option(
-        "session_affinity", "spec.sessionAffinity", {"type": "str", "choices": ["None", "ClientIP"]}
+        "session_affinity",
+        "spec.sessionAffinity",
+        {"type": "str", "choices": ["None", "ClientIP"]},
+        ("V(ClientIP) sends a client to the same pod for O(session_affinity_timeout).",),
     ),
     Option(
         "session_affinity_timeout",
         "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
         {"type": "int"},
+        ("ClientIP affinity timeout in seconds (1..86400; API default 10800).",),
     ),
     Option(
-        "allocate_load_balancer_node_ports", "spec.allocateLoadBalancerNodePorts", {"type": "bool"}
+        "allocate_load_balancer_node_ports",
+        "spec.allocateLoadBalancerNodePorts",
+        {"type": "bool"},
+        ("For LoadBalancer Services, whether nodePorts are allocated (API default true).",),
     ),
     Option(
         "load_balancer_source_ranges",
         "spec.loadBalancerSourceRanges",
         {"type": "list", "elements": "str"},
+        ("Client CIDRs allowed to reach a LoadBalancer Service; others are dropped.",),
     ),
-    Option("labels", "metadata.labels", {"type": "dict"}),
-    Option("annotations", "metadata.annotations", {"type": "dict"}),
+    Option("labels", "metadata.labels", {"type": "dict"}, ("Labels of the Service object.",)),
+    Option(
+        "annotations",
+        "metadata.annotations",
+        {"type": "dict"},
+        ("Annotations of the Service object.",),
+    ),
 )
 # The options of one port and the field of spec.ports[] each becomes.
 PORT_OPTIONS = (
-    Option("name", "name", {"type": "str"}),
-    Option("port", "port", {"type": "int", "required": True}),
-    Option("target_port", "targetPort", {"type": "raw"}),
-    Option("node_port", "nodePort", {"type": "int"}),
-    Option("protocol", "protocol", {"type": "str", "choices": list(PROTOCOLS), "default": "TCP"}),
-    Option("app_protocol", "appProtocol", {"type": "str"}),
+    Option(
+        "name",
+        "name",
+        {"type": "str"},
+        ("Port name (a DNS-1123 label); the key of RV(node_ports).",),
+    ),
+    Option(
+        "port",
+        "port",
+        {"type": "int", "required": True},
+        ("Port of the Service (and of the load balancer in front of it).",),
+    ),
+    Option(
+        "target_port",
+        "targetPort",
+        {"type": "raw"},
+        ("Port (number or name) on the pods. Defaults to O(ports[].port).",),
+    ),
+    Option(
+        "node_port",
+        "nodePort",
+        {"type": "int"},
+        (
+            "Port opened on every node, in O(service_node_port_range). Allocated when omitted, "
+            "and kept stable across runs.",
+        ),
+    ),
+    Option(
+        "protocol",
+        "protocol",
+        {"type": "str", "choices": list(PROTOCOLS), "default": "TCP"},
+        ("Protocol.",),
+    ),
+    Option(
+        "app_protocol",
+        "appProtocol",
+        {"type": "str"},
+        (
+            "The port's application protocol (C(appProtocol)), for example V(http) or "
+            "V(kubernetes.io/h2c); some cloud load balancers pick their health check by it.",
+        ),
+    ),
 )
-SERVICE_OPTIONS = tuple(option.name for option in SERVICE_OPTION_TABLE)
-PORT_OPTION_FIELDS = {option.name: option.field for option in PORT_OPTIONS}
+
+
+def service_option_names() -> tuple[str, ...]:
+    return tuple(option.name for option in SERVICE_OPTION_TABLE)
 
 
 def service_argument_spec() -> dict[str, Any]:
@@ -332,7 +419,7 @@ def service_argument_spec() -> dict[str, Any]:
 def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Render a v1 Service manifest from module-style options through the one template.
 
-    ``options`` uses the module's names (``SERVICE_OPTIONS``, ports with ``PORT_OPTIONS``).
+    ``options`` uses the module's names (``SERVICE_OPTION_TABLE``, ports ``PORT_OPTIONS``).
     Unset options are left out so defaulting works as on the API server.
     """
     ports = []
@@ -341,16 +428,12 @@ def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
             ports.append(port)  # kept as is so validation reports it with its path
             continue
         ports.append(
-            {
-                manifest_key: port[option]
-                for option, manifest_key in PORT_OPTION_FIELDS.items()
-                if port.get(option) not in (None, "")
-            }
+            {o.field: port[o.name] for o in PORT_OPTIONS if port.get(o.name) not in (None, "")}
         )
     # imported here: jinja2 is a fifth of the agent's start-up, and the agent renders nothing
     from nodeport_lb.templating import render_template
 
-    svc = {option: options.get(option) for option in SERVICE_OPTIONS}
+    svc = {option: options.get(option) for option in service_option_names()}
     return yaml.safe_load(render_template("service.yaml.j2", svc=svc, ports=ports))
 
 
@@ -376,3 +459,47 @@ def options_from_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             options[option.name] = copy.deepcopy(value)
     return options
+
+
+def _description_lines(paragraphs: tuple[str, ...], indent: str) -> list[str]:
+    lines = [f"{indent}description:\n"]
+    for paragraph in paragraphs:
+        if yaml.safe_load(f"- {paragraph}") != [paragraph]:
+            paragraph = json.dumps(paragraph)  # YAML would read it otherwise: quote it
+            lines.append(f"{indent}  - {paragraph}\n")
+            continue
+        wrapped = textwrap.wrap(paragraph, width=DOC_WIDTH - len(indent) - 4)
+        lines.append(f"{indent}  - {wrapped[0]}\n")
+        lines += [f"{indent}    {line}\n" for line in wrapped[1:]]
+    return lines
+
+
+def _option_lines(
+    options: tuple[Option, ...], indent: str, suboptions: Mapping[str, tuple[Option, ...]]
+) -> list[str]:
+    lines = []
+    for option in options:
+        lines.append(f"{indent}{option.name}:\n")
+        lines += _description_lines(option.description, indent + "  ")
+        for key in ("type", "elements", "choices", "default", "required"):
+            if key in option.argument_spec:
+                value = option.argument_spec[key]
+                plain = isinstance(value, str) and yaml.safe_load(value) == value
+                lines.append(f"{indent}  {key}: {value if plain else json.dumps(value)}\n")
+        if option.name in suboptions:
+            lines.append(f"{indent}  suboptions:\n")
+            lines += _option_lines(suboptions[option.name], indent + "    ", {})
+    return lines
+
+
+DOC_WIDTH = 100
+
+
+def options_documentation() -> str:
+    """The Service options as the module's DOCUMENTATION lists them (YAML under
+    ``options:``), ports with their suboptions: written from the tables, so a new option is
+    documented where it is declared."""
+    text = "".join(_option_lines(SERVICE_OPTION_TABLE, "  ", {"ports": PORT_OPTIONS}))
+    documented = yaml.safe_load(text)
+    assert list(documented) == list(service_option_names()), "the options did not read back"
+    return text

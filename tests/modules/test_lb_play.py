@@ -17,7 +17,7 @@ APPLIED = {
     "namespace": "default",
     "type": "LoadBalancer",
     "external_traffic_policy": "Local",
-    "ports": [{"name": "http", "port": 80, "nodePort": 31001, "protocol": "TCP"}],
+    "ports": [{"name": "http", "port": 80, "node_port": 31001, "protocol": "TCP"}],
     "health_check_node_port": 31897,
 }
 

@@ -175,3 +175,24 @@ def test_module_without_the_package_says_how_to_fix(playbook, tmp_path: Path) ->
     if run.returncode == 0:  # this machine's system Python happens to have nodeport_lb
         return
     assert "ansible_playbook_python" in run.output
+
+
+def test_a_services_role_entry_passed_whole_is_the_same_service(playbook, tmp_path: Path) -> None:
+    """``service:`` takes an entry as the role holds it: its Service options checked by the
+    same argument spec, its other keys (load_balancer) left out."""
+    store = tmp_path / "store"
+    first = playbook([python_lb(store)])
+    options = dict(python_lb(store)["nodeport_service"])
+    entry = {k: options.pop(k) for k in list(options) if k != "store"}
+    entry["ports"][0]["port"] = "80"  # converted as the option itself would be
+    whole = {"store": options["store"], "service": {**entry, "load_balancer": {"vip": "x"}}}
+    run = playbook([{"name": "whole", "nodeport_service": whole, "register": "svc"}])
+    assert run.returncode == 0, run.output
+    assert run.results["svc"]["changed"] is False
+    assert run.results["svc"]["service"] == first.results["svc"]["service"]
+    bad = {**whole, "service": {**entry, "type": "Nodeport"}}
+    refused = playbook([{"name": "bad", "nodeport_service": bad, "register": "svc"}])
+    assert refused.returncode != 0
+    assert "service: value of type must be one of: ClusterIP, NodePort, LoadBalancer" in (
+        refused.output
+    )

@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib import util
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from nodeport_lb import model
 from nodeport_lb.model import (
     PORT_OPTIONS,
     SERVICE_OPTION_TABLE,
+    Option,
     manifest_from_options,
     service_argument_spec,
 )
@@ -80,3 +84,74 @@ def test_every_port_option_reaches_the_manifest() -> None:
     manifest = manifest_from_options({"name": "web", "type": "NodePort", "ports": [port]})
     rendered = manifest["spec"]["ports"][0]
     assert rendered == {o.field: port[o.name] for o in PORT_OPTIONS}
+
+
+def _script(name: str):
+    spec = util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_modules_documentation_is_written_from_the_tables() -> None:
+    source = (REPO / "modules" / "nodeport_service.py").read_text()
+    assert _script("module_docs").render(source) == source, "run scripts/module_docs.py"
+
+
+def test_a_port_field_added_in_the_table_is_taken_rendered_and_documented(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Adding a port option is one entry in the model's table: the module's argument spec
+    takes it, the manifest gets its field, ansible-doc shows it once the docs are written."""
+    extra = Option(
+        "example_hint",
+        "exampleHint",
+        {"type": "str", "choices": ["fast", "slow"]},
+        ("A port field that exists only in this test.",),
+    )
+    monkeypatch.setattr(model, "PORT_OPTIONS", (*model.PORT_OPTIONS, extra))
+    port = {"name": "http", "port": 80, "example_hint": "fast"}
+
+    # the module's argument spec, for its own options and for a services-role entry
+    spec = util.spec_from_file_location(
+        "nodeport_service", REPO / "modules" / "nodeport_service.py"
+    )
+    assert spec and spec.loader
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = {"store": {"path": str(tmp_path)}, "name": "web", "ports": [port]}
+    result = ArgumentSpecValidator(module.argument_spec()).validate(params)
+    assert not result.error_messages
+    assert result.validated_parameters["ports"][0]["example_hint"] == "fast"
+    refused = ArgumentSpecValidator(module.argument_spec()).validate(
+        {**params, "ports": [{**port, "example_hint": "medium"}]}
+    )
+    assert any("example_hint" in message for message in refused.error_messages)
+
+    # the manifest, and the published form read back
+    manifest = manifest_from_options(
+        {"name": "web", "type": "NodePort", "ports": [result.validated_parameters["ports"][0]]}
+    )
+    assert manifest["spec"]["ports"][0]["exampleHint"] == "fast"
+    assert model.options_from_manifest(manifest)["ports"][0]["example_hint"] == "fast"
+
+    # the documentation, written into a copy of the module and read by ansible-doc
+    copy = tmp_path / "modules" / "nodeport_service.py"
+    copy.parent.mkdir()
+    copy.write_text(
+        _script("module_docs").render((REPO / "modules" / "nodeport_service.py").read_text())
+    )
+    proc = subprocess.run(
+        [ANSIBLE_DOC, "--json", "-M", str(copy.parent), "nodeport_service"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    options = json.loads(proc.stdout)["nodeport_service"]["doc"]["options"]
+    documented = options["ports"]["suboptions"]["example_hint"]
+    assert documented["description"] == ["A port field that exists only in this test."]
+    assert documented["choices"] == ["fast", "slow"]

@@ -12,6 +12,7 @@ from nodeport_lb.doctor.diagnose import DoctorOptions, FrontingLoadBalancer, dia
 from nodeport_lb.doctor.findings import Finding
 from nodeport_lb.doctor.snapshot import ClusterSnapshot
 from nodeport_lb.loadbalancer import HAProxySettings, LoadBalancerOptions, PlanError
+from nodeport_lb.model import Service
 
 _HAPROXY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -31,13 +32,12 @@ def haproxy_front(
     fall: int | None = None,
 ) -> FrontingLoadBalancer | None:
     """nodeport-lb's HAProxy in front of this Service, or None when it does not front it."""
-    spec = manifest.get("spec") or {}
-    key = f"{(manifest.get('metadata') or {}).get('namespace') or 'default'}/"
+    service = Service.from_manifest(manifest)
     options = LoadBalancerOptions.parse(
         load_balancer,
-        service_type=str(spec.get("type") or "ClusterIP"),
-        local=spec.get("externalTrafficPolicy") == "Local",
-        where=f"{key}{(manifest.get('metadata') or {}).get('name')}.load_balancer",
+        service_type=service.type,
+        local=service.is_local,
+        where=f"{service.key}.load_balancer",
     )
     if not options.enabled:
         return None
