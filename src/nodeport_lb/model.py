@@ -1,9 +1,9 @@
 """The one model of a Kubernetes v1 Service that every part of nodeport-lb reads.
 
-A Service enters either as module-style options (snake_case, rendered through
-``templates/service.yaml.j2``) or as a raw manifest; ``apply_defaults`` fills in what the API
-server would, ``validation.validate_service`` checks it, and ``Service.from_manifest`` gives the
-typed view the agent, the HAProxy renderer and the Terraform driver use.
+A Service enters either as module-style options (snake_case, the option tables below) or as
+a raw manifest; ``apply_defaults`` fills in what the API server would,
+``validation.validate_service`` checks it, and ``Service.from_manifest`` gives the typed view
+the agent, the HAProxy plan and the Terraform driver use.
 """
 
 from __future__ import annotations
@@ -272,6 +272,9 @@ class Option:
     field: str
     argument_spec: Mapping[str, Any]
     description: tuple[str, ...] = ()  # paragraphs, in ansible-doc markup (O(), V(), C())
+    # When the manifest gets the field: "set" (a value other than null, "", 0 or empty; else
+    # it is left out for the API server's defaulting), "given" (any value but null), "always".
+    present: str = "set"
 
 
 # The Service options (ports: see PORT_OPTIONS), in the order the module documents them.
@@ -281,6 +284,7 @@ SERVICE_OPTION_TABLE = (
         "metadata.name",
         {"type": "str"},
         ("Service name (a DNS-1035 label). Required unless O(definition) is given.",),
+        present="always",
     ),
     Option(
         "namespace",
@@ -300,6 +304,7 @@ SERVICE_OPTION_TABLE = (
         "spec.ports",
         {"type": "list", "elements": "dict"},
         ("Service ports. With more than one port, every port needs a O(ports[].name).",),
+        present="always",
     ),
     Option(
         "external_traffic_policy",
@@ -337,12 +342,14 @@ SERVICE_OPTION_TABLE = (
         "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
         {"type": "int"},
         ("ClientIP affinity timeout in seconds (1..86400; API default 10800).",),
+        present="given",
     ),
     Option(
         "allocate_load_balancer_node_ports",
         "spec.allocateLoadBalancerNodePorts",
         {"type": "bool"},
         ("For LoadBalancer Services, whether nodePorts are allocated (API default true).",),
+        present="given",
     ),
     Option(
         "load_balancer_source_ranges",
@@ -416,8 +423,23 @@ def service_argument_spec() -> dict[str, Any]:
     return spec
 
 
+def _put(obj: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        obj = obj.setdefault(part, {})
+    obj[last] = value
+
+
+def _present(option: Option, value: Any) -> bool:
+    if option.present == "always":
+        return True
+    if option.present == "given":
+        return value is not None
+    return value is not None and value is not False and value not in ("", 0, [], {})
+
+
 def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Render a v1 Service manifest from module-style options through the one template.
+    """A v1 Service manifest from module-style options, field by field from the tables.
 
     ``options`` uses the module's names (``SERVICE_OPTION_TABLE``, ports ``PORT_OPTIONS``).
     Unset options are left out so defaulting works as on the API server.
@@ -430,11 +452,12 @@ def manifest_from_options(options: Mapping[str, Any]) -> dict[str, Any]:
         ports.append(
             {o.field: port[o.name] for o in PORT_OPTIONS if port.get(o.name) not in (None, "")}
         )
-    # imported here: jinja2 is a fifth of the agent's start-up, and the agent renders nothing
-    from nodeport_lb.templating import render_template
-
-    svc = {option: options.get(option) for option in service_option_names()}
-    return yaml.safe_load(render_template("service.yaml.j2", svc=svc, ports=ports))
+    manifest: dict[str, Any] = {"apiVersion": "v1", "kind": "Service", "metadata": {}, "spec": {}}
+    for option in SERVICE_OPTION_TABLE:
+        value = ports if option.name == "ports" else options.get(option.name)
+        if _present(option, value):
+            _put(manifest, option.field, copy.deepcopy(value))
+    return manifest
 
 
 def _get(obj: Any, path: str) -> Any:
