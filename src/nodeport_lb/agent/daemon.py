@@ -189,12 +189,16 @@ class Agent:
         its own, because listing a table of 10,000 chains takes ~100 ms a sync must not wait.
         It outlives any error (nft missing for a moment, EMFILE): logged and counted."""
         while not self._stop.wait(self.config.sync_period):
-            try:
-                if self._last_updated and not table_exists(self.config.nft):
-                    self._table_missing.set()
-            except Exception:
-                self.metrics.thread_failures.labels("table-check").inc()
-                log.exception("checking the nodeport-lb table failed; trying again next period")
+            self.metrics.run_step(
+                "table-check",
+                self._note_missing_table,
+                log,
+                "checking the nodeport-lb table failed; trying again next period",
+            )
+
+    def _note_missing_table(self) -> None:
+        if self._last_updated and not table_exists(self.config.nft):
+            self._table_missing.set()
 
     def _loop(self) -> None:
         next_full = time.monotonic() + self.config.full_sync_period
@@ -371,11 +375,12 @@ class Agent:
             if not self._save_wanted.wait(1.0):
                 continue
             self._save_wanted.clear()
-            try:
-                self._save_health()
-            except Exception:
-                self.metrics.thread_failures.labels("state").inc()
-                log.exception("saving the health state failed; trying again at the next change")
+            self.metrics.run_step(
+                "state",
+                self._save_health,
+                log,
+                "saving the health state failed; trying again at the next change",
+            )
             self._stop.wait(1.0)
 
     def _save_health(self) -> None:

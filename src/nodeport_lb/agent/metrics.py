@@ -7,6 +7,9 @@ named ``nodeport_lb_*``.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -157,6 +160,20 @@ class AgentMetrics:
             "Services (or their contested ports) left out of the table, by reason.",
             labelnames=["reason"],
         )
+
+    def run_step(
+        self, thread: str, step: Callable[[], object], log: logging.Logger, message: str
+    ) -> bool:
+        """One step of a worker thread that must outlive any error (a dead thread would freeze
+        what it keeps up): True when it returned; False when it raised, the error logged with
+        its traceback and counted in thread_failures."""
+        try:
+            step()
+        except Exception:
+            self.thread_failures.labels(thread).inc()
+            log.exception(message)
+            return False
+        return True
 
     def observe_sync(self, seconds: float, mode: str) -> None:
         """One successful sync: the overall histogram and the one of its kind (full|partial)."""

@@ -273,11 +273,10 @@ class StoreSource:
         """Never ends while the agent runs: an unexpected error is logged, counted and the
         watch starts over (a dead store thread would freeze every Service's state)."""
         while not self._stop.is_set():
-            try:
-                self._watch_directory()
-            except Exception:
-                self.metrics.thread_failures.labels("store").inc()
-                log.exception("store: unexpected error; watching again in 1s")
+            watched = self.metrics.run_step(
+                "store", self._watch_directory, log, "store: unexpected error; watching again in 1s"
+            )
+            if not watched:
                 self._stop.wait(1.0)
 
     def _watch_directory(self) -> None:

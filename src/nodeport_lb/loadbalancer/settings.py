@@ -285,6 +285,22 @@ class HAProxySettings:
 _SCRIPT_PATH = matching(_ABSOLUTE_PATH, "a plain absolute path")
 
 
+def _optional_word(pattern: str, message: str) -> Parser:
+    """A word printed into keepalived.conf, empty when unset; a number given for it is read as
+    its text."""
+    return optional(matching(re.compile(pattern), message=message, any_type=True), unset=("",))
+
+
+# No quote, '!' or '#': keepalived's comment signs would cut it short silently.
+_AUTH_PASS = _optional_word(
+    r"[A-Za-z0-9._+=@%-]{1,8}",
+    "{where}: 1-8 printable characters (letters, digits, . _ + = @ % -)",
+)
+_INTERFACE = _optional_word(
+    r"[A-Za-z0-9_.@:-]{1,15}", "{where}: {value!r} is not an interface name"
+)
+
+
 @dataclass(frozen=True)
 class KeepalivedSettings:
     """The role's tunables (``nodeport_lb_keepalived_<name>``)."""
@@ -297,32 +313,10 @@ class KeepalivedSettings:
     # on the segment could take the VIPs.
     unicast: bool = setting(True, boolean)
     nopreempt: bool = setting(False, boolean)
-    # VRRPv2 only; the role generates one when it is empty. No quote, '!' or '#' (keepalived's
-    # comment signs would cut it short silently).
-    auth_pass: str = setting(
-        "",
-        optional(
-            matching(
-                re.compile(r"[A-Za-z0-9._+=@%-]{1,8}"),
-                message="{where}: 1-8 printable characters (letters, digits, . _ + = @ % -)",
-                any_type=True,
-            ),
-            unset=("",),
-        ),
-    )
+    # VRRPv2 only; the role generates one when it is empty
+    auth_pass: str = setting("", _AUTH_PASS)
     # empty: the interface whose network holds the VIP
-    interface: str = setting(
-        "",
-        optional(
-            matching(
-                re.compile(r"[A-Za-z0-9_.@:-]{1,15}"),
-                message="{where}: {value!r} is not an interface name",
-                any_type=True,
-            ),
-            unset=("",),
-        ),
-        "nodeport_lb_lb_interface",
-    )
+    interface: str = setting("", _INTERFACE, "nodeport_lb_lb_interface")
     check_interval: float = setting(1, number)
     check_fall: int = setting(2, _COUNT)
     check_rise: int = setting(2, _COUNT)

@@ -191,13 +191,19 @@ def _validate_metadata(meta: dict[str, Any]) -> list[FieldError]:
     return errors
 
 
+def _string_map(value: Any, path: Path) -> tuple[dict[Any, Any], list[FieldError]]:
+    """Labels and annotations are a map[string]string: null is the empty map, anything else
+    that is not a map one error (and nothing to check inside)."""
+    if value is None:
+        return {}, []
+    if not isinstance(value, dict):
+        return {}, [path.invalid(value, "must be a map of string keys to string values")]
+    return value, []
+
+
 def validate_labels(labels: Any, path: Path) -> list[FieldError]:
     """ValidateLabels: keys are qualified names, values label values; errors on the map's path."""
-    if labels is None:
-        return []
-    if not isinstance(labels, dict):
-        return [path.invalid(labels, "must be a map of string keys to string values")]
-    errors: list[FieldError] = []
+    labels, errors = _string_map(labels, path)
     for key, value in labels.items():
         key_text = str(key)
         errors += [path.invalid(key_text, m) for m in is_qualified_name(key_text)]
@@ -209,11 +215,7 @@ def validate_labels(labels: Any, path: Path) -> list[FieldError]:
 
 
 def _validate_annotations(annotations: Any, path: Path) -> list[FieldError]:
-    if annotations is None:
-        return []
-    if not isinstance(annotations, dict):
-        return [path.invalid(annotations, "must be a map of string keys to string values")]
-    errors: list[FieldError] = []
+    annotations, errors = _string_map(annotations, path)
     total = 0
     for key, value in annotations.items():
         key_text = str(key)
