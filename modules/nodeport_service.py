@@ -160,10 +160,12 @@ options:
     type: bool
     default: false
 notes:
+  # the refusal note: written from nodeport_lb.defaults by scripts/module_docs.py
   - "Invalid input fails the task with the API server's message, for example
     C(spec.ports[0].nodePort: Invalid value: 29999: provided port is not in the valid range.
     The range of valid ports is 30000-32767), and changes nothing. The checks are those of
     Kubernetes 1.33 with its default feature gates, in the API server's order."
+  # end of the refusal note
   - "In check mode the node ports reported are the ones the run will allocate. A Kubernetes
     API server picks free ports at random, so there check mode leaves a port it would pick out
     of RV(node_ports) and RV(health_check_node_port) and names it in RV(to_be_allocated)."

@@ -57,7 +57,9 @@ options:
       - The API server's C(--service-node-port-range), C(LOW-HIGH). nodePorts and
         healthCheckNodePort outside it are refused with the API server's message.
     type: str
+    # the default range: written from nodeport_lb.defaults by scripts/module_docs.py
     default: "30000-32767"
+    # end of the default range
 requirements:
   - >-
     The nodeport-lb Python package on the controller. Run the module there with

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import shlex
+from importlib import util
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,38 @@ def test_the_module_notes_quote_the_default_range() -> None:
     )
     notes = " ".join(yaml.safe_load(documentation)["notes"])
     assert f"The range of valid ports is {defaults.DEFAULT_NODE_PORT_RANGE})" in notes
+
+
+def _module_docs():
+    spec = util.spec_from_file_location("module_docs", REPO / "scripts" / "module_docs.py")
+    assert spec and spec.loader
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_documented_range_is_written_from_the_defaults() -> None:
+    """The module's notes and the doc fragment's default are written from defaults.py by
+    scripts/module_docs.py (ansible-doc reads them as literals); a hand edit shows here."""
+    docs = _module_docs()
+    for path, blocks in docs.FILES.items():
+        source = path.read_text()
+        assert docs.render(source, blocks) == source, f"{path.name}: run scripts/module_docs.py"
+        drifted = source.replace(defaults.DEFAULT_NODE_PORT_RANGE, "30000-32000")
+        assert drifted != source
+        assert docs.render(drifted, blocks) != drifted
+
+
+def test_another_default_range_would_be_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(defaults, "DEFAULT_NODE_PORT_LOW", 31000)
+    monkeypatch.setattr(defaults, "DEFAULT_NODE_PORT_HIGH", 31999)
+    monkeypatch.setattr(defaults, "DEFAULT_NODE_PORT_RANGE", "31000-31999")
+    docs = _module_docs()
+    module = docs.render(docs.MODULE.read_text(), docs.FILES[docs.MODULE])
+    assert "Invalid value: 30999:" in module
+    assert "The range of valid ports is 31000-31999)" in module
+    fragment = docs.render(docs.FRAGMENT.read_text(), docs.FILES[docs.FRAGMENT])
+    assert 'default: "31000-31999"' in fragment
 
 
 def test_the_lab_starts_its_kube_proxy_on_kube_proxys_default_addresses() -> None:
