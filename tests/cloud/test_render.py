@@ -124,6 +124,22 @@ def test_hcnp_outside_a_custom_range_is_refused(capsys, seed_store):
     assert "set aside" in err
 
 
+def test_the_node_port_range_flag_is_the_one_of_the_other_commands(capsys, seed_store):
+    """--service-node-port-range, as agent and service validate take it: a port outside a
+    custom range is refused, and inside it the Service is rendered with that range."""
+    args = ("--provider", "exoscale", "--service", "default/python-lb", "--zone", "ch-gva-2")
+    code, _, err = render(capsys, seed_store, *args, "--service-node-port-range", "31000-31500")
+    assert code == 1
+    assert "Invalid value: 31897: provided port is not in the valid range" in err
+    assert "The range of valid ports is 31000-31500" in err
+    code, variables, _ = render(
+        capsys, seed_store, *args, "--service-node-port-range", "31000-31999"
+    )
+    assert code == 0
+    assert variables["node_port_range"] == "31000-31999"
+    assert (variables["target_port"], variables["healthcheck_port"]) == (31001, 31897)
+
+
 def test_several_ports_need_a_port_name(capsys, tmp_path):
     service = copy.deepcopy(SEED_SERVICE)
     service["spec"]["ports"].append(
