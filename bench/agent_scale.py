@@ -62,7 +62,7 @@ from tests.support.netlib import (  # noqa: E402
 )
 from tests.support.objects import endpoint, endpoint_slice, service  # noqa: E402
 
-PODSERVER = REPO / "tests" / "netns" / "podserver.py"
+PODSERVER = REPO / "tests" / "support" / "podserver.py"
 # wide enough for 50,000 Services, above the agent's own listeners (nodeport_lb.defaults' ports)
 NODE_PORT_RANGE = "11000-65000"
 FIRST_PORT = 11000

@@ -49,7 +49,10 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([0-9.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"not a latency as wrk prints it: {text!r}")
+    number, unit = match.groups()
     return float(number) * _UNITS[unit]
 
 

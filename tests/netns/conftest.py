@@ -23,7 +23,7 @@ from nodeport_lb.store import ManifestStore
 from tests.support.netlib import Lab, agent_cmd, http_get, lab_session, python_cmd, wait_for
 from tests.support.seed import ADDRESSES, APP_PORT, PODS
 
-PODSERVER = Path(__file__).with_name("podserver.py")
+PODSERVER = Path(__file__).parents[1] / "support" / "podserver.py"
 
 
 def _can_run() -> str | None:

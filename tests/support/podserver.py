@@ -1,4 +1,5 @@
-"""A pod's backend for the namespace tests: says which address it saw the client come from.
+"""A pod's backend for the namespace tests and the benchmarks: says which address it saw the
+client come from.
 
 TCP: HTTP/1.1 (keep-alive) answering ``{"pod": NAME, "peer": IP}``; UDP: the same JSON as a
 datagram reply. Run inside a pod's network namespace:
