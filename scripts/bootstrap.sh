@@ -9,6 +9,7 @@ DEBIAN_PACKAGES=(
   python3 python3-venv python3-pip git make curl ca-certificates
   iproute2 nftables conntrack socat
   systemd-container debootstrap openssh-client
+  dpkg-dev  # dpkg-scanpackages indexes the lab's package repository
   haproxy keepalived
   wrk
 )

@@ -1,7 +1,9 @@
-"""The ports and ranges nodeport-lb shares with Kubernetes, each written once.
+"""The ports and ranges nodeport-lb shares with Kubernetes, and the Debian packages its roles
+install, each written once.
 
-The agent listens on them, the load balancers check them, verify and the cloud renderer expect
-them, and the roles' defaults are tested against them (tests/unit/test_defaults.py).
+The agent listens on the ports, the load balancers check them, verify and the cloud renderer
+expect them; the lab's package repository carries the packages. The roles' defaults are tested
+against both (tests/unit/test_defaults.py).
 """
 
 from __future__ import annotations
@@ -32,3 +34,24 @@ def address_text(address: tuple[str, int]) -> str:
 DEFAULT_NODE_PORT_LOW = 30000
 DEFAULT_NODE_PORT_HIGH = 32767
 DEFAULT_NODE_PORT_RANGE = f"{DEFAULT_NODE_PORT_LOW}-{DEFAULT_NODE_PORT_HIGH}"
+
+
+# What each role installs with apt on a bare Debian host (nodeport_lb_<role>_packages): only
+# what a fresh Debian server may lack. Ansible's apt module needs python3-apt on the host as
+# well (it installs it itself when it is missing).
+HAPROXY_PACKAGES = (
+    "haproxy",
+    "nftables",  # the TPROXY table of transparent mode
+    "iproute2",  # its policy rule and local route
+    "procps",  # sysctl, pgrep
+)
+KEEPALIVED_PACKAGES = ("keepalived",)
+NODE_PROXY_PACKAGES = (
+    "python3-venv",  # the agent's virtualenv
+    "python3-packaging",  # Ansible's pip module reads requirements with it
+    "nftables",  # the NodePort rules and the return path (libnftables)
+    "conntrack",  # UDP flows of removed endpoints are cleared
+    "iproute2",  # the return path's policy rules and routes
+    "curl",  # nodeport-lb verify asks the node's healthCheckNodePorts from the node itself
+)
+APT_MODULE_PACKAGES = ("python3-apt",)

@@ -87,7 +87,12 @@ def _processes(lab_netns: frozenset[int]) -> Iterator[tuple[int, str]]:
             continue
         if zombie:
             continue
-        if in_lab_netns or "systemd-nspawn" in cmdline or "nodeport_lb.lab.echo" in cmdline:
+        if (
+            in_lab_netns
+            or "systemd-nspawn" in cmdline
+            or "nodeport_lb.lab.echo" in cmdline
+            or "nodeport_lb lab package-server" in cmdline
+        ):
             yield int(proc.name), cmdline
 
 
@@ -256,6 +261,65 @@ def site(*args: str, timeout: float = 600) -> PlaybookRun:
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - began)
 
 
+# Where a host's own changes land: the upper layer of its overlay (the base below is shared and
+# read-only). What a host process writes on its own, whoever runs a playbook, is left out: logs,
+# apt's binary caches, temporary files, systemd's timestamps.
+UPPER = Path("/var/lib/nodeport-lb/lab/hosts")
+VOLATILE = ("var/log/", "var/cache/apt/", "tmp/", "var/tmp/", "var/lib/systemd/", "root/.ansible/")
+
+
+def host_files(host: str) -> dict[str, tuple[int, int, int]]:
+    """Every file a host has changed since its overlay was made: path -> (size, mtime, mode)."""
+    upper = UPPER / host / "upper"
+    files = {}
+    for path in upper.rglob("*"):
+        relative = str(path.relative_to(upper)) + ("/" if path.is_dir() else "")
+        if relative.startswith(VOLATILE):
+            continue
+        info = path.lstat()
+        files[relative] = (info.st_size, info.st_mtime_ns, info.st_mode)
+    return files
+
+
+def hosts_files(lab: Lab) -> dict[str, dict[str, tuple[int, int, int]]]:
+    return {host["name"]: host_files(host["name"]) for host in lab.status["hosts"]}
+
+
+def changed_files(before: dict[str, dict], after: dict[str, dict]) -> dict[str, list[str]]:
+    """host -> the files added, removed or rewritten between two snapshots."""
+    changed = {}
+    for host, files in after.items():
+        old = before.get(host, {})
+        names = sorted(n for n in files.keys() | old.keys() if files.get(n) != old.get(n))
+        if names:
+            changed[host] = names
+    return changed
+
+
+def installed_packages(host: str) -> set[str]:
+    out = lab_exec(host, "dpkg-query --show --showformat='${Package} ${db:Status-Abbrev}\\n'")
+    return {line.split()[0] for line in out.stdout.splitlines() if line.split()[1:2] == ["ii"]}
+
+
+@dataclass
+class Fresh:
+    """The session's lab before site.yml ever ran on it: what its hosts had, and the dry run."""
+
+    packages: dict[str, set[str]]  # host -> installed Debian packages
+    check_run: PlaybookRun  # site.yml --check --diff
+    check_changed_files: dict[str, list[str]]  # what that dry run changed on the hosts
+
+
+@pytest.fixture(scope="session")
+def fresh(lab: Lab) -> Fresh:
+    """Taken before `converged`, which needs it: bare hosts and a dry run on them."""
+    names = [host["name"] for host in lab.status["hosts"]]
+    packages = {name: installed_packages(name) for name in names}
+    before = hosts_files(lab)
+    check_run = site("--check", "--diff")
+    return Fresh(packages, check_run, changed_files(before, hosts_files(lab)))
+
+
 @dataclass
 class Converged:
     lab: Lab
@@ -264,11 +328,16 @@ class Converged:
 
 
 @pytest.fixture(scope="session")
-def converged(lab: Lab) -> Iterator[Converged]:
-    """site.yml run once on the session's lab (verification play included)."""
+def converged(lab: Lab, fresh: Fresh) -> Iterator[Converged]:
+    """site.yml run once on the session's lab (verification play included), after the dry
+    run on its fresh hosts; the first run installs the packages."""
     first = site()
     assert_succeeded(first)
-    state = Converged(lab, first, {"site_first_run_s": round(first.seconds, 1)})
+    measured = {
+        "site_check_fresh_s": round(fresh.check_run.seconds, 1),
+        "site_first_run_s": round(first.seconds, 1),
+    }
+    state = Converged(lab, first, measured)
     yield state
     print(f"\nlab measurements: {json.dumps(state.measured)}")
     # bench/lab_failover.py runs these tests and prints what they measured

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 
 from nodeport_lb.verify.haproxy import is_up, parse_show_stat
+from nodeport_lb.verify.probes import DEFAULT_STATS_SOCKET, runtime_api_command
 
 from .conftest import Lab, PlaybookRun, assert_succeeded, lab_exec, nodeport_lb, own_lab, site
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
 BACKEND = "default_python-lb_http"
-SHOW_STAT = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+SHOW_STAT = runtime_api_command(DEFAULT_STATS_SOCKET, "show stat")
 NODES = ("node1", "node2", "node3")
 # extra source addresses for client1: unused host addresses of the lab's own segment (clients
 # are .201 and up, one client here; the VIPs start at .240)

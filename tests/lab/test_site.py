@@ -16,6 +16,7 @@ import yaml
 
 from nodeport_lb.lab.traffic import RequestLog
 from nodeport_lb.verify.haproxy import is_up, parse_show_stat
+from nodeport_lb.verify.probes import DEFAULT_STATS_SOCKET, runtime_api_command
 
 from ..conftest import REPO
 from .conftest import Converged, assert_succeeded, lab_exec, nodeport_lb, site
@@ -23,7 +24,7 @@ from .conftest import Converged, assert_succeeded, lab_exec, nodeport_lb, site
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
 BACKEND = "default_python-lb_http"
-SHOW_STAT = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+SHOW_STAT = runtime_api_command(DEFAULT_STATS_SOCKET, "show stat")
 
 
 def status() -> dict[str, Any]:

@@ -1,12 +1,15 @@
 """site.yml's Services play on its own: the example's two Services into a manifest store named by
-an inventory variable; the hcnp comes back; a second run changes nothing; ansible-lint is clean."""
+an inventory variable; the hcnp comes back; a second run changes nothing; each role's tag runs
+that role alone; ansible-lint is clean."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.modules.conftest import REPO, run_playbook, store_snapshot
@@ -49,6 +52,51 @@ def test_bad_service_variable_fails_before_anything_is_written(tmp_path: Path) -
     assert run.returncode != 0
     assert 'metadata.name: Invalid value: "Bad_Name": a DNS-1035 label' in run.output
     assert not store.exists() or store_snapshot(store) == {}  # not even the good one
+
+
+ROLE_TAGS = ("services", "node_proxy", "haproxy", "keepalived", "verify")
+
+
+def tasks_for(tag: str) -> dict[str, list[str]]:
+    """site.yml's tasks `--tags TAG` would run, by role ("" for a play's own tasks), without
+    the role argument checks that always run."""
+    run = run_playbook(
+        REPO / "site.yml", "-i", "inventories/example", "--list-tasks", "--tags", tag
+    )
+    assert run.returncode == 0, run.output
+    tasks: dict[str, list[str]] = {}
+    for line in run.output.splitlines():
+        task = re.match(r"^ {6}(?:(nodeport_lb\.core\.\w+) : )?(.+?)\tTAGS: ", line)
+        if task and "Validating arguments against arg spec" not in task[2]:
+            tasks.setdefault(task[1] or "", []).append(task[2])
+    return tasks
+
+
+@pytest.mark.parametrize("tag", ROLE_TAGS)
+def test_a_roles_tag_runs_that_role_alone(tag: str) -> None:
+    tasks = tasks_for(tag)
+    if tag == "verify":
+        assert set(tasks) == {""} and "Run nodeport-lb verify on this inventory" in tasks[""]
+        return
+    role = f"nodeport_lb.core.{tag}"
+    assert len(tasks.get(role, [])) >= 3, tasks
+    others = set(tasks) - {role}
+    if tag == "haproxy":
+        # HAProxy's plan needs the Services' ports: they are read (validated in check mode)
+        # and published, never applied
+        assert others == {"nodeport_lb.core.services"}, tasks
+        assert tasks["nodeport_lb.core.services"] == [
+            "Services ({{ nodeport_lb_services_pass }})",
+            "Publish the allocated nodePorts and healthCheckNodePorts",
+        ]
+    elif tag == "keepalived":
+        # its plan, checked before HAProxy's configuration changes
+        assert tasks.get("") == [
+            "Validate the keepalived settings before any load balancer changes"
+        ]
+        assert others == {""}, tasks
+    else:
+        assert others == set(), tasks
 
 
 def test_ansible_lint_is_clean() -> None:

@@ -1,5 +1,6 @@
 """The roles' defaults, the module documentation and the lab's kube-proxy unit agree with
-nodeport_lb.defaults, where the Python side keeps each port and range once."""
+nodeport_lb.defaults, where the Python side keeps each port and range once, and each role's
+Debian packages are the ones the lab's package repository is built from."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ ROLE_DEFAULTS = [
     ("node_proxy", "nodeport_lb_agent_check_port", defaults.AGENT_CHECK_PORT),
     ("node_proxy", "nodeport_lb_service_node_port_range", defaults.DEFAULT_NODE_PORT_RANGE),
     ("services", "nodeport_lb_service_node_port_range", defaults.DEFAULT_NODE_PORT_RANGE),
+]
+
+
+ROLE_PACKAGES = [
+    ("haproxy", defaults.HAPROXY_PACKAGES),
+    ("keepalived", defaults.KEEPALIVED_PACKAGES),
+    ("node_proxy", defaults.NODE_PROXY_PACKAGES),
 ]
 
 
@@ -116,3 +124,19 @@ def test_the_lab_starts_its_kube_proxy_on_kube_proxys_default_addresses() -> Non
     assert args.healthz_bind_address == defaults.DEFAULT_HEALTHZ_ADDRESS
     assert args.metrics_bind_address == defaults.DEFAULT_METRICS_ADDRESS
     assert args.hostname_override == "node1"
+
+
+def argument_spec(role: str) -> dict:
+    specs = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    return specs["argument_specs"]["main"]["options"]
+
+
+@pytest.mark.parametrize(("role", "packages"), ROLE_PACKAGES)
+def test_role_packages_are_the_ones_the_lab_serves(role: str, packages: tuple[str, ...]) -> None:
+    """The lab's hosts install from a repository built from nodeport_lb.defaults: a package a
+    role adds there and not here would be missing on every lab host."""
+    assert role_defaults(role)[f"nodeport_lb_{role}_packages"] == list(packages)
+    assert role_defaults(role)[f"nodeport_lb_{role}_install_packages"] is True
+    spec = argument_spec(role)
+    assert spec[f"nodeport_lb_{role}_packages"]["default"] == list(packages)
+    assert spec[f"nodeport_lb_{role}_install_packages"]["default"] is True

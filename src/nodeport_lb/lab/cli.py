@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeport_lb.cli_args import add_command
-from nodeport_lb.lab import endpoint_controller, lifecycle, pods
+from nodeport_lb.lab import apt_repo, endpoint_controller, lifecycle, pods
 from nodeport_lb.lab.echo import DEFAULT_ECHO_PORT, DEFAULT_HTTP_PORT
 from nodeport_lb.lab.state import LabState, lab_lock
 from nodeport_lb.lab.system import LabError, require_root_and_tools
@@ -163,6 +163,13 @@ def register(subparsers: Any) -> None:
     controller.add_argument("--store", type=Path, required=True)
     controller.set_defaults(func=_endpoint_controller)
 
+    package_server = commands.add_parser(
+        "package-server",
+        help="serve the hosts' Debian package repository (started by `lab up`)",
+    )
+    package_server.add_argument("--directory", type=Path, required=True)
+    package_server.set_defaults(func=_package_server)
+
     fault = commands.add_parser("fault", help="break things on purpose")
     faults = fault.add_subparsers(dest="fault", metavar="FAULT", required=True)
     for verb, role, text in (
@@ -281,6 +288,11 @@ def _sync(args: argparse.Namespace) -> int:
 @_guarded
 def _endpoint_controller(args: argparse.Namespace) -> int:
     return endpoint_controller.run(args.store)
+
+
+@_guarded
+def _package_server(args: argparse.Namespace) -> int:
+    return apt_repo.serve(args.directory)
 
 
 @_guarded

@@ -22,7 +22,7 @@ from nodeport_lb.defaults import (
     PROXY_HEALTHZ_PORT,
     address_text,
 )
-from nodeport_lb.lab import layout
+from nodeport_lb.lab import apt_repo, layout
 from nodeport_lb.lab.layout import HostPlan
 from nodeport_lb.lab.state import STATE_DIR
 from nodeport_lb.lab.system import LabError, child_pids, process_alive, run, wait_for
@@ -114,14 +114,25 @@ def personalise(host: HostPlan, hosts: list[HostPlan]) -> str:
 KUBE_PROXY_UNIT = "kube-proxy.service"
 KUBE_PROXY_STAND_IN = Path(__file__).with_name("kube_proxy.py")
 # What the stand-in runs on (a real kube-proxy brings nft in its image): installed on a node
-# that lacks them, from the node's own package sources, before the stand-in is started.
-KUBE_PROXY_PACKAGES = ("nftables", "python3-yaml")
+# that lacks them, from the node's package source (the lab's repository), before it starts.
 _KUBE_PROXY_READY = (
     "command -v nft >/dev/null && python3 -c 'import yaml' 2>/dev/null || "
-    "{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-    "--no-install-recommends " + " ".join(KUBE_PROXY_PACKAGES) + " && "
+    "{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+    + " ".join(apt_repo.KUBE_PROXY_PACKAGES)
+    + " && "
     f"systemctl reset-failed {KUBE_PROXY_UNIT}; systemctl restart {KUBE_PROXY_UNIT}; }}"
 )
+_APT_ENV = ["env", "DEBIAN_FRONTEND=noninteractive"]
+
+
+def prepare_apt(host: HostPlan, nspawn_pid: int | None) -> None:
+    """What a fresh server has done before anyone logs in: apt has read its package source
+    (here the lab's repository). Clients also get the tools the tests and verify drive from
+    them (curl, nc)."""
+    run(exec_args(nspawn_pid, host.name, [*_APT_ENV, "apt-get", "-qq", "update"]))
+    if host.role == "client":
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends"]
+        run(exec_args(nspawn_pid, host.name, [*_APT_ENV, *install, *apt_repo.CLIENT_PACKAGES]))
 
 
 def kube_proxy_unit(node_name: str) -> str:
@@ -283,27 +294,69 @@ def stop(nspawn_pid: int | None, name: str, timeout: float = 15.0, crash: bool =
 
     ``crash``: no shutdown at all (its PID 1 is killed at once), like a power cut: services
     get no chance to say goodbye (keepalived sends no priority-0 advert, for one).
+
+    Returns once nspawn has exited and nothing runs in the container's PID namespace any more:
+    the kernel ends those processes after nspawn is gone, and a host booted again at once (or
+    a new lab) must not meet the old ones.
     """
     marker = nspawn_marker(name)
     if not process_alive(nspawn_pid, marker):
         return
     assert nspawn_pid is not None
     leader = leader_pid(nspawn_pid, name)
+    pid_namespace = namespace_inode(leader, "pid") if leader else None
     if not crash:
         os.kill(nspawn_pid, signal.SIGTERM)
-        if wait_for(lambda: not process_alive(nspawn_pid, marker), timeout, interval=0.1):
-            return
-    # killing the container's PID 1 ends its whole PID namespace; nspawn then exits
-    if leader and process_alive(leader):
-        os.kill(leader, signal.SIGKILL)
-    if not wait_for(lambda: not process_alive(nspawn_pid, marker), 5.0):
-        os.kill(nspawn_pid, signal.SIGKILL)
-        wait_for(lambda: not process_alive(nspawn_pid, marker), 5.0)
+        wait_for(lambda: not process_alive(nspawn_pid, marker), timeout, interval=0.1)
+    if process_alive(nspawn_pid, marker):
+        # killing the container's PID 1 ends its whole PID namespace; nspawn then exits
+        if leader and process_alive(leader):
+            os.kill(leader, signal.SIGKILL)
+        if not wait_for(lambda: not process_alive(nspawn_pid, marker), 5.0):
+            os.kill(nspawn_pid, signal.SIGKILL)
+            wait_for(lambda: not process_alive(nspawn_pid, marker), 5.0)
+    if pid_namespace:
+        wait_for(lambda: not processes_in_namespaces({pid_namespace}), 5.0, interval=0.05)
+
+
+def namespace_inode(pid: int | None, kind: str) -> int | None:
+    """The inode of a process's namespace (``pid``, ``net``): what identifies it."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino if pid else None
+    except OSError:
+        return None
+
+
+def processes_in_namespaces(inodes: set[int]) -> dict[int, str]:
+    """Live processes (PID -> command name) in any of these PID or network namespaces."""
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if not any((proc / "ns" / kind).stat().st_ino in inodes for kind in ("pid", "net")):
+                continue
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        command, _, rest = stat.partition("(")[2].rpartition(")")
+        if rest.split()[:1] != ["Z"]:
+            found[int(proc.name)] = command
+    return found
 
 
 def running_nspawn_pids() -> dict[str, int]:
-    """Every nspawn process of the lab (by its --machine=nplb-… marker), for leftover scans."""
+    """The lab's nspawn process per host (the first of them: nspawn forks helpers that carry
+    the same command line), for leftover scans."""
     found: dict[str, int] = {}
+    for pid, name in sorted(nspawn_processes().items()):
+        found.setdefault(name, pid)
+    return found
+
+
+def nspawn_processes() -> dict[int, str]:
+    """Every nspawn process of the lab (by its --machine=nplb-… marker): PID -> host name."""
+    found: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -313,7 +366,9 @@ def running_nspawn_pids() -> dict[str, int]:
             continue
         if not argv or not argv[0].endswith(b"systemd-nspawn"):
             continue
+        if not process_alive(int(proc.name)):
+            continue
         for arg in argv:
             if arg.startswith(f"--machine={layout.PREFIX}".encode()):
-                found[arg.decode().split("=", 1)[1][len(layout.PREFIX) :]] = int(proc.name)
+                found[int(proc.name)] = arg.decode().split("=", 1)[1][len(layout.PREFIX) :]
     return found

@@ -2,7 +2,8 @@
 
 10.213.0.0/16            the lab (nothing outside it is ever routed to)
 10.213.0.0/24            the host segment on the bridge
-  .1                     the controller (this machine), on veth `nplb-ctl`
+  .1                     the controller (this machine), on veth `nplb-ctl`; it serves the
+                         hosts' Debian packages on port 8213 (their only apt source)
   .11, .12 …             nodes        (node1, node2 …)
   .101, .102 …           load balancers (lb1, lb2 …)
   .201, .202 …           clients      (client1 …)
@@ -20,6 +21,10 @@ PREFIX = "nplb-"  # every netns/link/machine the lab makes on the controller sta
 LAB_NET = ipaddress.ip_network("10.213.0.0/16")
 HOST_NET = ipaddress.ip_network("10.213.0.0/24")
 CONTROLLER_ADDRESS = "10.213.0.1"
+PACKAGE_REPO_PORT = 8213
+PACKAGE_REPO_URL = f"http://{CONTROLLER_ADDRESS}:{PACKAGE_REPO_PORT}/"
+# the hosts' one apt source: a flat repository, unsigned (it is the lab's own)
+APT_SOURCE = f"deb [trusted=yes] {PACKAGE_REPO_URL} ./"
 VIP_NET = ipaddress.ip_network("10.213.0.240/29")
 BRIDGE_NETNS = f"{PREFIX}br"
 BRIDGE = "br0"

@@ -12,16 +12,33 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nodeport_lb.lab import endpoint_controller, endpoints, hosts, layout, network, pods, rootfs
+from nodeport_lb.lab import (
+    apt_repo,
+    endpoint_controller,
+    endpoints,
+    hosts,
+    layout,
+    network,
+    pods,
+    rootfs,
+)
 from nodeport_lb.lab.layout import HostPlan
 from nodeport_lb.lab.state import STATE_DIR, LabHost, LabState, lab_lock
-from nodeport_lb.lab.system import LabError, Progress, process_alive, run, stop_process
+from nodeport_lb.lab.system import (
+    LabError,
+    Progress,
+    process_alive,
+    run,
+    stop_process,
+    wait_for,
+)
 from nodeport_lb.store import ManifestStore, atomic_write_text
 from nodeport_lb.templating import render_template
 
 # the same path inventories/lab/group_vars/all sets as nodeport_lb_store
 STORE_DIR = STATE_DIR / "store"
 BOOT_TIMEOUT = 60.0
+DOWN_TIMEOUT = 30.0  # containers stopped to their last process
 KUBE_PROXY_STAND_IN = "stand-in"  # `lab status --json`: what plays kube-proxy on the nodes
 SEED_LABELS = {"app": "python"}
 T = TypeVar("T")
@@ -95,6 +112,9 @@ def _resume(state: LabState) -> None:
     if not endpoint_controller.is_running(state.endpoint_controller_pid):
         state.endpoint_controller_pid = endpoint_controller.start(Path(state.store_path))
         state.save()
+    if state.package_repo and not apt_repo.server_running(state.package_server_pid):
+        state.package_server_pid = apt_repo.start_server(Path(state.package_repo))
+        state.save()
 
 
 def _build(
@@ -110,12 +130,17 @@ def _build(
         base, built = rootfs.ensure_base(mirror)
         how = "built with debootstrap" if built else "cached"
         print(f"    {base} ({how})", file=sys.stderr)
+    with progress.step("package repository for the hosts (what the roles and the lab install)"):
+        repo, built = apt_repo.ensure_repo(base)
+        how = "downloaded with this machine's apt, indexed" if built else "cached"
+        print(f"    {repo} ({how})", file=sys.stderr)
     state = LabState(
         hosts=[LabHost(h.name, h.role, h.address, h.netns, h.pod_cidr) for h in plan],
         vips=layout.vips(),
         store_path=str(STORE_DIR),
         inventory_path=str(inventory),
         base_rootfs=str(base),
+        package_repo=str(repo),
         kube_proxy=kube_proxy,
     )
     state.save()  # from here on `lab down` knows what to look for
@@ -125,6 +150,9 @@ def _build(
         for host in plan:
             network.wire_host(host, node_plans)
         network.wire_controller(node_plans)
+    with progress.step(f"package server on {layout.PACKAGE_REPO_URL} (the hosts' apt source)"):
+        state.package_server_pid = apt_repo.start_server(repo)
+        state.save()
     with progress.step("host filesystems (overlayfs) and keys"):
         STORE_DIR.mkdir(parents=True, exist_ok=True)
         hosts.ensure_lab_ssh_key()
@@ -142,6 +170,9 @@ def _build(
             state.save()
         in_parallel(lambda h: hosts.wait_for_ssh(h, BOOT_TIMEOUT), plan)
         in_parallel(_check_ssh_login, plan)
+    with progress.step("apt on every host reads the lab's repository; clients get curl and nc"):
+        records = {h.name: h for h in state.hosts}
+        in_parallel(lambda h: hosts.prepare_apt(h, records[h.name].nspawn_pid), plan)
     if kube_proxy:
         with progress.step("waiting for kube-proxy's /healthz on every node"):
             records = {h.name: h for h in state.hosts}
@@ -205,6 +236,10 @@ def _down_locked() -> list[str]:
         if endpoint_controller.is_running(pid):
             endpoint_controller.stop(pid)
             removed.append(f"endpoint controller {pid}")
+    for pid in {state.package_server_pid, *apt_repo.leftover_server_pids()} - {None}:
+        if apt_repo.server_running(pid):
+            apt_repo.stop_server(pid)
+            removed.append(f"package server {pid}")
     # pods first: their processes run on this machine
     for pod in state.pods:
         pods.kill_pod_process(pod)
@@ -218,10 +253,20 @@ def _down_locked() -> list[str]:
         if host.nspawn_pid and hosts.is_running(host.nspawn_pid, host.name):
             running[host.name] = host.nspawn_pid
 
+    # what identifies each container's processes, read before they go: its PID namespace
+    # and the host's network namespace
+    namespaces = {
+        inode
+        for name, pid in running.items()
+        if (inode := hosts.namespace_inode(hosts.leader_pid(pid, name), "pid"))
+    }
+    namespaces |= {(network.NETNS_DIR / netns).stat().st_ino for netns in network.lab_netns()}
+
     def stop_host(item: tuple[str, int]) -> None:
         hosts.stop(item[1], item[0])
 
     in_parallel(stop_host, running.items())
+    _wait_for_containers_gone(namespaces)
     removed += [f"container {name}" for name in running]
     for mount in _lab_mounts():
         run(["umount", mount], check=False)
@@ -245,6 +290,25 @@ def _down_locked() -> list[str]:
     if STATE_DIR.exists() and not _lab_mounts():
         shutil.rmtree(STATE_DIR, ignore_errors=True)
     return removed
+
+
+def _wait_for_containers_gone(namespaces: set[int], timeout: float = DOWN_TIMEOUT) -> None:
+    """Return once no nspawn of the lab runs and nothing is left in the containers' PID and
+    network namespaces; a clear error, naming what still runs, after ``timeout``."""
+
+    def left() -> dict[int, str]:
+        nspawns = hosts.nspawn_processes()
+        named = {pid: f"systemd-nspawn of {name}" for pid, name in nspawns.items()}
+        return named | hosts.processes_in_namespaces(namespaces)
+
+    if wait_for(lambda: not left(), timeout, interval=0.1):
+        return
+    still = ", ".join(f"{pid} ({what})" for pid, what in sorted(left().items()))
+    raise LabError(
+        f"lab down: the lab's containers still have processes {timeout:.0f}s after they were "
+        f"stopped: {still}. Run `nodeport-lb lab down` again; if they stay, they are stuck in "
+        "the kernel (see /proc/PID/stack)"
+    )
 
 
 def _lab_mounts() -> list[str]:
@@ -311,6 +375,12 @@ def status_table(state: LabState | None = None) -> str:
             f"{pod.name:<20} {pod.node:<8} {pod.address:<15} {alive:<12} {row['service'] or '-'}"
         )
     lines += ["", f"store: {state.store_path}   inventory: {state.inventory_path}"]
+    if state.package_repo:
+        serving = apt_repo.server_running(state.package_server_pid)
+        lines.append(
+            f"packages: {layout.PACKAGE_REPO_URL} ({'serving' if serving else 'NOT serving'} "
+            f"{state.package_repo})"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,6 @@
-"""The base root filesystem every lab host boots from: Debian bookworm made by debootstrap.
+"""The base root filesystem every lab host boots from: Debian bookworm made by debootstrap,
+with what a fresh Debian server has (systemd, sshd, python3) and an apt that knows only the
+lab's own package repository.
 
 Built once and cached under /var/cache/nodeport-lb/, keyed by a hash of the package list and the
 recipe, so a second `lab up` reuses it and a changed list rebuilds it. Hosts never write to it:
@@ -16,37 +18,26 @@ import re
 import shutil
 from pathlib import Path
 
+from nodeport_lb.lab import layout
 from nodeport_lb.lab.system import LabError, run
 
 SUITE = "bookworm"
 CACHE_DIR = Path("/var/cache/nodeport-lb")
-# The lab has no network to install from: everything the roles and tests use is in the base.
+# What a fresh Debian server has, no more: the roles install what they need (from the lab's
+# package repository, apt_repo.py), so every `lab up` -> site.yml goes through the install path.
 PACKAGES = (
     "systemd",
     "systemd-sysv",
     "dbus",
     "openssh-server",
     "python3",
-    "python3-venv",
-    "python3-pip",
-    "python3-apt",  # Ansible's apt/package modules
-    "python3-yaml",
     "iproute2",
     "iputils-ping",
-    "nftables",
-    "haproxy",
-    "keepalived",
-    "curl",
-    "conntrack",
-    "socat",
-    "netcat-openbsd",
     "procps",
-    "ca-certificates",
 )
 # Bump when the customisation below changes, so cached bases are rebuilt.
-RECIPE_VERSION = "1"
-# Units that make no sense in a lab host (timers reaching for the network, a console login)
-# and services the roles enable where they belong.
+RECIPE_VERSION = "2"
+# Units that make no sense in a lab host (timers reaching for the network, a console login).
 MASKED_UNITS = (
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
@@ -56,7 +47,6 @@ MASKED_UNITS = (
     "getty@tty1.service",
     "systemd-networkd-wait-online.service",
 )
-DISABLED_UNITS = ("haproxy.service", "keepalived.service")
 
 
 def base_key(packages: tuple[str, ...] = PACKAGES) -> str:
@@ -158,6 +148,16 @@ def customise_base(root: Path) -> None:
         link = systemd / unit
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
-    for unit in DISABLED_UNITS:
-        for wants in systemd.glob(f"*.wants/{unit}"):
-            wants.unlink()
+    # apt knows only the lab's repository (the bridge has no route anywhere else): no lists
+    # of the mirror debootstrap used, no other sources
+    apt = root / "etc" / "apt"
+    (apt / "sources.list").write_text(f"{layout.APT_SOURCE}\n")
+    for extra in (apt / "sources.list.d").glob("*"):
+        extra.unlink()
+    lists = root / "var" / "lib" / "apt" / "lists"
+    for entry in lists.glob("*"):
+        if entry.is_file():
+            entry.unlink()
+    apt_cache = root / "var" / "cache" / "apt"
+    for cached in [*apt_cache.glob("*.bin"), *apt_cache.glob("archives/*.deb")]:
+        cached.unlink()

@@ -72,6 +72,8 @@ class LabState:
     inventory_path: str = ""
     base_rootfs: str = ""
     endpoint_controller_pid: int | None = None
+    package_repo: str = ""  # the Debian packages the hosts install from (apt_repo.py)
+    package_server_pid: int | None = None
     kube_proxy: bool = False  # `lab up --kube-proxy`: every node runs the kube-proxy stand-in
     complete: bool = False  # True once `lab up` finished
 
@@ -98,6 +100,8 @@ class LabState:
             inventory_path=data.get("inventory_path", ""),
             base_rootfs=data.get("base_rootfs", ""),
             endpoint_controller_pid=data.get("endpoint_controller_pid"),
+            package_repo=data.get("package_repo", ""),
+            package_server_pid=data.get("package_server_pid"),
             kube_proxy=bool(data.get("kube_proxy", False)),
             complete=bool(data.get("complete", False)),
         )

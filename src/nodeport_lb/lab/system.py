@@ -25,6 +25,8 @@ REQUIRED_TOOLS = {
     "debootstrap": "debootstrap",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "apt-get": "apt",  # downloads the hosts' packages
+    "dpkg-scanpackages": "dpkg-dev",  # indexes them
 }
 
 

@@ -58,13 +58,18 @@ def run(target: Target, command: str) -> tuple[int, str, str]:
     return result.rc, result.stdout, result.stderr
 
 
+def runtime_api_command(socket: str, question: str) -> str:
+    """A shell command asking HAProxy's runtime API one question with the host's Python (no
+    socat needed on the load balancer)."""
+    return f"python3 -c {shlex.quote(_ASK_SOCKET)} {shlex.quote(socket)} {shlex.quote(question)}"
+
+
 def haproxy_runtime(
     lb: Target, socket: str = DEFAULT_STATS_SOCKET
 ) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], dict[str, str]]]:
     """(show stat rows, show servers state rows), both keyed by (backend, server)."""
     command = "; echo '@@'; ".join(
-        f"python3 -c {shlex.quote(_ASK_SOCKET)} {shlex.quote(socket)} {shlex.quote(q)}"
-        for q in ("show stat", "show servers state")
+        runtime_api_command(socket, q) for q in ("show stat", "show servers state")
     )
     rc, out, err = run(lb, command)
     if rc != 0 or "@@" not in out:
