@@ -22,7 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MODULES = ("nodeport_lb.core.nodeport_service", "nodeport_lb.core.nodeport_service_info")
-ROLES = ("services", "node_proxy", "haproxy", "keepalived")
+ROLES = ("services", "node_proxy", "haproxy", "keepalived", "packages")
 
 pytestmark = pytest.mark.xdist_group("collection")
 
