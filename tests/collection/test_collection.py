@@ -1,85 +1,30 @@
-"""The nodeport_lb.core collection as an Ansible user gets it: `make collection`'s tarball,
-installed with ansible-galaxy into a fresh path, used from a directory with no checkout and
-no ansible.cfg (only the controller's Python package, as `pip install 'nodeport-lb[controller]'`
-gives it)."""
+"""The nodeport_lb.core collection as an Ansible user gets it (tests.support.collection): its
+modules, roles, filters and playbook by FQCN from a directory with no checkout."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.collection import Installed, build_and_install
+
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 MODULES = ("nodeport_lb.core.nodeport_service", "nodeport_lb.core.nodeport_service_info")
 ROLES = ("services", "node_proxy", "haproxy", "keepalived", "packages")
 
 pytestmark = pytest.mark.xdist_group("collection")
 
 
-@dataclass(frozen=True)
-class Installed:
-    tarball: Path
-    collections: Path  # the collections path it was installed into
-    outside: Path  # a working directory with no checkout and no ansible.cfg
-
-    def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("ANSIBLE_") or k in ("ANSIBLE_NOCOLOR",)
-        }
-        return {
-            **env,
-            "ANSIBLE_COLLECTIONS_PATH": str(self.collections),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_HOME": str(self.outside / ".ansible"),
-        }
-
-    def run(self, tool: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / tool), *args],
-            cwd=self.outside,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
-    root = tmp_path_factory.mktemp("collection")
-    built = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "build_collection.py"), "--output-dir", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    tarball = Path(built.stdout.strip().splitlines()[-1])
-    outside = root / "elsewhere"
-    outside.mkdir()
-    collections = root / "collections"
-    install = Installed(tarball, collections, outside)
-    result = install.run(
-        "ansible-galaxy", "collection", "install", "-p", str(collections), str(tarball)
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    yield install
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return build_and_install(tmp_path_factory.mktemp("collection"))
 
 
 def test_make_collection_names_the_tarball_after_the_package_version(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ..conftest import REPO
+from ..support.collection import Installed, build_and_install
 
 CLI = [sys.executable, "-m", "nodeport_lb"]
 UP_TIMEOUT = 300  # debootstrap on a fresh machine; about 5 s with the cached base
@@ -245,18 +246,20 @@ def assert_succeeded(run: PlaybookRun) -> None:
         )
 
 
-def site(*args: str, timeout: float = 600) -> PlaybookRun:
-    """`ansible-playbook site.yml ARGS` on the lab inventory, timed."""
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+def site(*args: str, timeout: float = 600, installed: Installed | None = None) -> PlaybookRun:
+    """`ansible-playbook site.yml ARGS` on the lab inventory, timed: from the checkout, or
+    with ``installed`` as a user of the installed collection runs it, from a directory
+    with no checkout (`ansible-playbook nodeport_lb.core.site -i .../inventories/lab`)."""
+    if installed is None:
+        command = [str(ANSIBLE_PLAYBOOK), "site.yml", *args]
+        cwd, env = REPO, {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    else:
+        inventory = str(REPO / "inventories" / "lab")
+        command = [str(ANSIBLE_PLAYBOOK), "nodeport_lb.core.site", "-i", inventory, *args]
+        cwd, env = installed.outside, installed.env()
     began = time.monotonic()
     proc = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "site.yml", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - began)
 
@@ -328,10 +331,16 @@ class Converged:
 
 
 @pytest.fixture(scope="session")
-def converged(lab: Lab, fresh: Fresh) -> Iterator[Converged]:
+def installed_collection(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return build_and_install(tmp_path_factory.mktemp("collection"))
+
+
+@pytest.fixture(scope="session")
+def converged(lab: Lab, fresh: Fresh, installed_collection: Installed) -> Iterator[Converged]:
     """site.yml run once on the session's lab (verification play included), after the dry
-    run on its fresh hosts; the first run installs the packages."""
-    first = site()
+    run on its fresh hosts. The first run is a user's of the installed collection, from
+    outside the checkout, and installs the packages; later runs go from the checkout."""
+    first = site(installed=installed_collection)
     assert_succeeded(first)
     measured = {
         "site_check_fresh_s": round(fresh.check_run.seconds, 1),
