@@ -269,6 +269,8 @@ def site(*args: str, timeout: float = 600, installed: Installed | None = None) -
 # apt's binary caches, temporary files, systemd's timestamps.
 UPPER = Path("/var/lib/nodeport-lb/lab/hosts")
 VOLATILE = ("var/log/", "var/cache/apt/", "tmp/", "var/tmp/", "var/lib/systemd/", "root/.ansible/")
+# a directory that is only copied up because Ansible made its remote temp directory in it
+VOLATILE_DIRS = ("root/",)
 
 
 def host_files(host: str) -> dict[str, tuple[int, int, int]]:
@@ -277,7 +279,7 @@ def host_files(host: str) -> dict[str, tuple[int, int, int]]:
     files = {}
     for path in upper.rglob("*"):
         relative = str(path.relative_to(upper)) + ("/" if path.is_dir() else "")
-        if relative.startswith(VOLATILE):
+        if relative.startswith(VOLATILE) or relative in VOLATILE_DIRS:
             continue
         info = path.lstat()
         files[relative] = (info.st_size, info.st_mtime_ns, info.st_mode)
