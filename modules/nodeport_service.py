@@ -271,17 +271,6 @@ try:
     IMPORT_ERROR = None
 except ImportError:
     IMPORT_ERROR = traceback.format_exc()
-    # Accept the options anyway, so the user sees the import problem, not a parameter error.
-    STORE_ARGUMENT_SPEC = {"store": {"type": "raw"}, "service_node_port_range": {"type": "raw"}}
-
-    def service_option_names() -> tuple:
-        return ()
-
-    def service_argument_spec() -> dict:
-        # Without the package the table is unknown: take whatever the task gave.
-        from ansible.module_utils.basic import _load_params
-
-        return {name: {"type": "raw"} for name in _load_params()}
 
 
 def argument_spec() -> dict:
@@ -318,19 +307,18 @@ def service_options(module: AnsibleModule) -> dict:
 
 
 def main() -> None:
+    if IMPORT_ERROR:
+        from ansible_collections.nodeport_lb.core.plugins.module_utils.package import (
+            fail_without_package,
+        )
+
+        fail_without_package(IMPORT_ERROR)
     module = AnsibleModule(
         argument_spec=argument_spec(),
         mutually_exclusive=[("definition", "name"), ("service", "definition"), ("service", "name")],
         required_one_of=[("definition", "name", "service")],
         supports_check_mode=True,
     )
-    if IMPORT_ERROR:
-        module.fail_json(
-            msg="the nodeport_lb package is not importable by this Python; run the module on the "
-            'controller with ansible_python_interpreter: "{{ ansible_playbook_python }}" after '
-            "pip install nodeport-lb",
-            exception=IMPORT_ERROR,
-        )
     params = module.params
     options = service_options(module)
     try:

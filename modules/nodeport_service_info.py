@@ -128,10 +128,15 @@ try:
     IMPORT_ERROR = None
 except ImportError:
     IMPORT_ERROR = traceback.format_exc()
-    STORE_ARGUMENT_SPEC = {"store": {"type": "raw"}, "service_node_port_range": {"type": "raw"}}
 
 
 def main() -> None:
+    if IMPORT_ERROR:
+        from ansible_collections.nodeport_lb.core.plugins.module_utils.package import (
+            fail_without_package,
+        )
+
+        fail_without_package(IMPORT_ERROR)
     module = AnsibleModule(
         argument_spec={
             "name": {"type": "str"},
@@ -146,12 +151,6 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if IMPORT_ERROR:
-        module.fail_json(
-            msg="the nodeport_lb package is not importable by this Python; run the module on the "
-            'controller with ansible_python_interpreter: "{{ ansible_playbook_python }}"',
-            exception=IMPORT_ERROR,
-        )
     name, namespace = module.params["name"], module.params["namespace"]
     try:
         backend = backend_from_params(module.params)

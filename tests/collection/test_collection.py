@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,7 @@ def test_make_collection_names_the_tarball_after_the_package_version(
         "plugins/modules/nodeport_service.py",
         "plugins/filter/nodeport_lb.py",
         "plugins/doc_fragments/nodeport_store.py",
+        "plugins/module_utils/package.py",
         "playbooks/site.yml",
         "templates/haproxy.cfg.j2",
         "meta/runtime.yml",
@@ -212,6 +214,27 @@ def test_fqcn_module_from_outside_the_checkout_is_idempotent_and_checkable(
     result = installed.run("ansible-playbook", str(info))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"info={hcnp[1]}" in result.stdout
+
+
+def test_fqcn_modules_without_the_package_say_how_to_get_it(installed: Installed) -> None:
+    """Run by a Python without nodeport_lb, both modules fail with the message the
+    collection's module_utils gives, whatever options the task has."""
+    system_python = "/usr/bin/python3"
+    has_package = subprocess.run([system_python, "-c", "import nodeport_lb"], check=False)
+    if has_package.returncode == 0:
+        pytest.skip("this machine's system Python has nodeport_lb")
+    store = {"path": str(installed.outside / "no-store")}
+    tasks = [
+        {"name": "Service", "nodeport_lb.core.nodeport_service": {"store": store, "name": "a"}},
+        {"name": "Info", "nodeport_lb.core.nodeport_service_info": {"store": store}},
+    ]
+    for task in tasks:
+        play = _play(installed, "no-package", [task])
+        play.write_text(play.read_text().replace("{{ ansible_playbook_python }}", system_python))
+        result = installed.run("ansible-playbook", str(play))
+        assert result.returncode != 0
+        assert "the nodeport_lb package is not importable" in result.stdout, result.stdout
+        assert "pip install nodeport-lb" in result.stdout
 
 
 def test_services_role_by_fqcn_publishes_the_allocated_ports(installed: Installed) -> None:

@@ -177,6 +177,20 @@ def test_module_without_the_package_says_how_to_fix(playbook, tmp_path: Path) ->
     assert "ansible_playbook_python" in run.output
 
 
+def test_info_module_without_the_package_says_how_to_fix(playbook, tmp_path: Path) -> None:
+    task = {
+        "name": "info",
+        "nodeport_service_info": {"store": {"path": str(tmp_path / "store")}, "doctor": True},
+        "register": "info",
+        "vars": {"ansible_python_interpreter": "/usr/bin/python3"},
+    }
+    run = playbook([task])
+    if run.returncode == 0:  # this machine's system Python happens to have nodeport_lb
+        return
+    assert "the nodeport_lb package is not importable" in run.output
+    assert "pip install nodeport-lb" in run.output
+
+
 def test_a_services_role_entry_passed_whole_is_the_same_service(playbook, tmp_path: Path) -> None:
     """``service:`` takes an entry as the role holds it: its Service options checked by the
     same argument spec, its other keys (load_balancer) left out."""
