@@ -11,9 +11,10 @@ bootstrap:
 demo: bootstrap
 	@scripts/demo.sh
 
-## test: lint, then every test (unit, namespace, lab end to end)
+## test: lint and type-check, then every test (unit, namespace, lab end to end)
 test: bootstrap
 	$(VENV)/ruff check .
+	$(VENV)/mypy
 	$(VENV)/python -m pytest -n 2 --dist loadgroup tests
 
 ## collection: the Ansible collection nodeport_lb.core, dist/nodeport_lb-core-VERSION.tar.gz

@@ -29,7 +29,7 @@ SOURCE = REPO / "collections" / "ansible_collections" / "nodeport_lb" / "core"
 SOURCE_DATE_EPOCH = "315532800"
 # what a wheel is not built from (and what must not be shared with another build)
 NOT_SOURCE = (".git", ".venv", ".cache", "build", "dist", "*.egg-info", "__pycache__", "*.pyc")
-NOT_SOURCE += (".pytest_cache", ".ruff_cache", "collections", "inventories")
+NOT_SOURCE += (".pytest_cache", ".ruff_cache", ".mypy_cache", "collections", "inventories")
 
 
 def source_copy(directory: Path) -> Path:

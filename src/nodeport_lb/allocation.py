@@ -81,8 +81,12 @@ def cross_service_conflicts(manifests: Sequence[Mapping[str, Any]]) -> list[tupl
     taken: set[int] = set()
     conflicts: list[tuple[int, FieldError]] = []
     for index, manifest in enumerate(manifests):
-        spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
-        ports = spec.get("ports") if isinstance(spec.get("ports"), list) else []
+        spec = manifest.get("spec")
+        if not isinstance(spec, dict):
+            spec = {}
+        ports = spec.get("ports")
+        if not isinstance(ports, list):
+            ports = []
         mine: set[int] = set()
         for i, port in enumerate(ports):
             node_port = _port_number(port.get("nodePort")) if isinstance(port, dict) else 0
@@ -150,7 +154,9 @@ def _allocate_in_place(
     current_spec = (current or {}).get("spec") or {}
     listed = spec.get("ports")
     ports = [p for p in listed if isinstance(p, dict)] if isinstance(listed, list) else []
-    meta = svc.get("metadata") if isinstance(svc.get("metadata"), dict) else {}
+    meta = svc.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     seed = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
     rng: random.Random | None = None  # seeding costs more than the rest: only when picking
     taken = set(held_by_others)

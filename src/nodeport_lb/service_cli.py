@@ -84,7 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_ip_families_option(validate)
     validate.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     validate.set_defaults(func=run_validate)
-    service.set_defaults(func=lambda _args: service.print_help(sys.stderr) or EXIT_UNUSABLE)
+    service.set_defaults(func=lambda _args: _usage(service))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_UNUSABLE
 
 
 def read_services(path: str) -> list[LoadedService]:
@@ -117,8 +122,8 @@ def read_services(path: str) -> list[LoadedService]:
     for number, doc in enumerate(documents, start=1):
         where = f"document {number}" if len(documents) > 1 else "the document"
         if not isinstance(doc, dict):
-            kind = "a list" if isinstance(doc, list) else f"a {type(doc).__name__}"
-            raise UnusableInput(f"{where} is {kind}, not a Kubernetes object")
+            shape = "a list" if isinstance(doc, list) else f"a {type(doc).__name__}"
+            raise UnusableInput(f"{where} is {shape}, not a Kubernetes object")
         api_version, kind = doc.get("apiVersion"), doc.get("kind")
         if kind != "Service" or api_version != "v1":
             found = f"{api_version or '<no apiVersion>'} {kind or '<no kind>'}"

@@ -15,7 +15,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ class StoreContents:
         return [obj for key, obj in self.objects.items() if key.kind == kind]
 
 
-def object_key(obj: dict[str, Any]) -> ObjectKey:
+def object_key(obj: Mapping[str, Any]) -> ObjectKey:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
         meta = {}  # a hostile object keys as nameless; its reader sets it aside
@@ -495,8 +495,8 @@ class IncrementalStoreReader:
             self._text_of_file[path] = text
             self._keys_of_file[path] = tuple(objects)
         for key in objects:
-            files = self._files_of_key.get(key)
-            self._files_of_key[key] = (path,) if files is None else (*files, path)
+            held = self._files_of_key.get(key)
+            self._files_of_key[key] = (path,) if held is None else (*held, path)
         if old_text is None:
             return set(objects)
         old = parse_manifest_text(path, old_text).objects  # it parsed when it was kept

@@ -240,9 +240,10 @@ class Dataplane:
             else:
                 self.set_aside[key] = str(error)
             previous = self.applied.get(key)
-            kept = previous is not None and self._accepts([previous])
-            if kept:
+            kept = False
+            if previous is not None and self._accepts([previous]):
                 usable[key] = previous  # its last good rules stay in force
+                kept = True
             log.error(
                 "nft refused the rules of Service %s; set aside (%s), the others applied: %s",
                 key,

@@ -13,6 +13,7 @@ longest-idle one, so a flood of idle connections never keeps a load balancer's c
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import itertools
@@ -23,7 +24,7 @@ import subprocess
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -148,7 +149,7 @@ class HealthServers:
         self.hcnp_cidrs = tuple(hcnp_cidrs)
         self.max_connections = max_connections
         # every open connection, least recently active first: id -> (transport, busy)
-        self._connections: OrderedDict[int, tuple[asyncio.BaseTransport, bool]] = OrderedDict()
+        self._connections: OrderedDict[int, tuple[asyncio.WriteTransport, bool]] = OrderedDict()
         self._ids = itertools.count()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -162,7 +163,7 @@ class HealthServers:
         """Bind the fixed listeners; raises OSError (e.g. port in use) before anything runs."""
         self.max_connections = min(self.max_connections, _open_file_limit() // 2)
         self._thread.start()
-        fixed: list[asyncio.Future[object]] = []
+        fixed: list[concurrent.futures.Future[object]] = []
         if healthz:
             fixed.append(self._submit(self._listen_http(healthz, self._answer_proxy_health)))
         if metrics:
@@ -180,7 +181,7 @@ class HealthServers:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def _submit(self, coro):
+    def _submit(self, coro: Coroutine[object, None, object]) -> concurrent.futures.Future[object]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     # --- state from the sync loop ----------------------------------------------------------

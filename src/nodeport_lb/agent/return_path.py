@@ -227,9 +227,12 @@ class ReturnPath:
             if not _ours(priority):
                 continue
             route = wanted.get(priority)
-            expected = route and str(table) == str(route.route_table)
-            expected = expected and rule.get("fwmark") == f"{route.mark:#x}"
-            expected = expected and rule.get("fwmask") == f"{MARK_MASK:#x}"
+            expected = (
+                route is not None
+                and str(table) == str(route.route_table)
+                and rule.get("fwmark") == f"{route.mark:#x}"
+                and rule.get("fwmask") == f"{MARK_MASK:#x}"
+            )
             if expected:
                 present.add(priority)
             else:  # a load balancer that left, or a rule someone changed

@@ -201,14 +201,14 @@ class ClusterState:
                 continue
             blocked = frozenset(p for p in self._wanted.get(key, ()) if self._owner(p) != key)
             if blocked != self.blocked.get(key, frozenset()):
-                for protocol, port in sorted(blocked - self.blocked.get(key, frozenset())):
+                for protocol, number in sorted(blocked - self.blocked.get(key, frozenset())):
                     log.warning(
                         "Service %s: port %s/%d is held by the older Service %s; "
                         "this port is set aside",
                         key,
                         protocol,
-                        port,
-                        self._owner((protocol, port)),
+                        number,
+                        self._owner((protocol, number)),
                     )
             if blocked:
                 self.blocked[key] = blocked

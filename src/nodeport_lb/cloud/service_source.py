@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -110,8 +110,13 @@ def _read_from_api(kubeconfig: Path, namespace: str, name: str) -> RawService | 
         api_client = new_api_client(KubeSettings.resolve({"kubeconfig": str(kubeconfig)}))
         # The raw JSON, not the client's typed model: the object is validated here, by the
         # project's rules, and a malformed one is reported rather than crashing the reader.
-        response = client.CoreV1Api(api_client).read_namespaced_service(
-            name, namespace, _preload_content=False
+        # _preload_content=False gives the HTTP response, not the V1Service the client's
+        # annotation promises
+        response = cast(
+            Any,
+            client.CoreV1Api(api_client).read_namespaced_service(
+                name, namespace, _preload_content=False
+            ),
         )
         manifest = json.loads(response.data)
     except ApiException as exc:

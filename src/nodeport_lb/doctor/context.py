@@ -105,8 +105,8 @@ class SnapshotIndex:
         for obj in snapshot.endpoint_slices:
             parsed = parse_endpoint_slice(obj)
             if parsed:
-                key = (parsed.namespace, parsed.service_name)
-                index.slices.setdefault(key, []).append((obj, parsed))
+                service = (parsed.namespace, parsed.service_name)
+                index.slices.setdefault(service, []).append((obj, parsed))
         for pod in snapshot.pods:
             key = object_key(pod)
             index.pods_by_name[(key.namespace, key.name)] = pod

@@ -95,7 +95,9 @@ def diagnose(snapshot: ClusterSnapshot, options: DoctorOptions | None = None) ->
 
 
 def _service(manifest: dict) -> tuple[Service | None, list[Finding]]:
-    meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+    meta = manifest.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
     label = f"Service {meta.get('namespace') or 'default'}/{meta.get('name')}"
     errors = validate_service(apply_defaults(manifest), _ANY_NODE_PORT)
     if errors:

@@ -25,6 +25,7 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 DEFAULT_HTTP_PORT = 31000
 DEFAULT_ECHO_PORT = 7  # the classic echo service port, TCP and UDP
@@ -232,7 +233,8 @@ async def _serve_tcp_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWr
 
 class _UdpEcho(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        # a datagram endpoint's transport, as create_datagram_endpoint makes it
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)
@@ -241,6 +243,11 @@ class _UdpEcho(asyncio.DatagramProtocol):
 def _peer_ip(writer: asyncio.StreamWriter) -> str:
     peer = writer.get_extra_info("peername")
     return str(peer[0]) if peer else ""
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def serve(
@@ -253,7 +260,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(signum, _settle, stop)
     http = await asyncio.start_server(
         lambda r, w: _serve_http(identity, r, w), host, http_port, reuse_address=True
     )

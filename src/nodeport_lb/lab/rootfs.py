@@ -71,13 +71,13 @@ def machine_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
     for path in sorted((apt_dir / "sources.list.d").glob("*.sources")):
         with contextlib.suppress(OSError):
             for stanza in re.split(r"\n\s*\n", path.read_text()):
-                fields = _deb822_fields(stanza)
-                if "deb" not in fields.get("types", "").split():
+                entry = _deb822_fields(stanza)
+                if "deb" not in entry.get("types", "").split():
                     continue
-                if fields.get("enabled", "yes").lower() == "no":
+                if entry.get("enabled", "yes").lower() == "no":
                     continue
-                suites = fields.get("suites", "").split()
-                for uri in fields.get("uris", "").split():
+                suites = entry.get("suites", "").split()
+                for uri in entry.get("uris", "").split():
                     candidates.append(_main_archive(uri, suites))
     for mirror in candidates:
         if mirror:

@@ -13,9 +13,12 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nodeport_lb.defaults import AGENT_CHECK_PORT, PROXY_HEALTHZ_PORT
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class PlanError(ValueError):
@@ -110,7 +113,7 @@ def setting(default: Any, parse: Parser, var: str = "") -> Any:
     return field(default=default, metadata={"parse": parse, "var": var})
 
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def parse_settings(

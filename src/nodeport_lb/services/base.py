@@ -114,15 +114,15 @@ def owned_view(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not obj:
         return None
     meta = obj.get("metadata") or {}
-    view = {
+    spec = dict(obj.get("spec") or {})
+    for cluster_owned in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+        spec.pop(cluster_owned, None)
+    return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {k: meta[k] for k in OWNED_METADATA if meta.get(k)},
-        "spec": dict(obj.get("spec") or {}),
+        "spec": spec,
     }
-    for cluster_owned in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
-        view["spec"].pop(cluster_owned, None)
-    return view
 
 
 def service_facts(obj: Mapping[str, Any] | None) -> dict[str, Any]:

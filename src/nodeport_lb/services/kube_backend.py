@@ -9,6 +9,7 @@ Connection settings are those of ``nodeport_lb.kube_client`` (as kubernetes.core
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -85,11 +86,15 @@ class KubernetesBackend:
     def list(self) -> list[dict[str, Any]]:
         return self.list_objects("Service")
 
-    def list_objects(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    # builtins.list: within the class, ``list`` is the method above
+    def list_objects(
+        self, kind: str, namespace: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """Every object of ``kind`` (a key of ``READABLE_KINDS``), in ``namespace`` or in all
         namespaces, paged; each as ``kubectl get -o yaml`` shows it."""
         api_version, api_class, stem, namespaced = READABLE_KINDS[kind]
         api = api_class(self.api_client)
+        scope: dict[str, Any]
         if not namespaced:
             method, scope = getattr(api, f"list_{stem}"), {}
         elif namespace:

@@ -145,7 +145,9 @@ def validate_service_object(svc: Any, hcnp_allocated: bool = False) -> list[Fiel
     if not isinstance(meta, dict):
         return [_META.invalid(meta, "must be an object")]
     errors = _validate_metadata(meta)
-    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    annotations = meta.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = {}
     errors += _validate_topology_annotations(annotations)
     spec = svc.get("spec")
     if spec is None:
