@@ -33,7 +33,15 @@ from nodeport_lb import defaults
 from nodeport_lb.lab import layout
 from nodeport_lb.lab.rootfs import CACHE_DIR, SUITE
 from nodeport_lb.lab.state import STATE_DIR
-from nodeport_lb.lab.system import LabError, process_alive, run, stop_process, wait_for
+from nodeport_lb.lab.system import (
+    LabError,
+    pids_with,
+    process_alive,
+    run,
+    start_lab_command,
+    stop_process,
+    wait_for,
+)
 
 # what the lab itself installs on its hosts from the repository: the test clients' tools, and
 # what the kube-proxy stand-in runs on (a real kube-proxy brings nft in its image)
@@ -150,23 +158,7 @@ def package_names(directory: Path) -> set[str]:
 
 def start_server(directory: Path) -> int:
     """Serve ``directory`` on the controller's lab address in the background; return its PID."""
-    SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(SERVER_LOG, "ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nodeport_lb",
-                "lab",
-                "package-server",
-                "--directory",
-                str(directory),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives `lab up`; ended by `lab down` by PID
-        )
+    process = start_lab_command(["package-server", "--directory", str(directory)], SERVER_LOG)
     address = (layout.CONTROLLER_ADDRESS, layout.PACKAGE_REPO_PORT)
     if not wait_for(lambda: process.poll() is not None or _answers(address), SERVER_READY_TIMEOUT):
         process.kill()
@@ -191,11 +183,7 @@ def server_running(pid: int | None) -> bool:
 
 
 def leftover_server_pids() -> list[int]:
-    return [
-        int(proc.name)
-        for proc in Path("/proc").iterdir()
-        if proc.name.isdigit() and process_alive(int(proc.name), SERVER_MARKER)
-    ]
+    return pids_with(SERVER_MARKER)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from nodeport_lb.lab import endpoints
 from nodeport_lb.lab.state import STATE_DIR, STATE_FILE, LabState, lab_lock
-from nodeport_lb.lab.system import LabError, process_alive, stop_process
+from nodeport_lb.lab.system import (
+    LabError,
+    pids_with,
+    process_alive,
+    start_lab_command,
+    stop_process,
+)
 from nodeport_lb.store import ManifestStore
 
 POLL_INTERVAL = 0.1
@@ -56,23 +61,7 @@ def run(store_path: Path) -> int:
 
 
 def start(store_path: Path) -> int:
-    LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOG_FILE, "ab") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nodeport_lb",
-                "lab",
-                "endpoint-controller",
-                "--store",
-                str(store_path),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives `lab up`; ended by `lab down` by PID
-        )
+    process = start_lab_command(["endpoint-controller", "--store", str(store_path)], LOG_FILE)
     time.sleep(0.05)
     if process.poll() is not None:
         raise LabError(f"the endpoint controller exited at once (see {LOG_FILE})")
@@ -88,8 +77,4 @@ def is_running(pid: int | None) -> bool:
 
 
 def leftover_pids() -> list[int]:
-    return [
-        int(proc.name)
-        for proc in Path("/proc").iterdir()
-        if proc.name.isdigit() and process_alive(int(proc.name), MARKER)
-    ]
+    return pids_with(MARKER)

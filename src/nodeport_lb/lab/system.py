@@ -78,6 +78,16 @@ def process_alive(pid: int | None, cmdline_contains: str = "") -> bool:
     return state != "Z" and cmdline_contains in cmdline
 
 
+def pids_with(marker: str) -> list[int]:
+    """Every live process whose command line has ``marker``: ours left over by a run that
+    could not record their PIDs."""
+    return [
+        int(proc.name)
+        for proc in Path("/proc").iterdir()
+        if proc.name.isdigit() and process_alive(int(proc.name), marker)
+    ]
+
+
 def stop_process(
     pid: int | None, marker: str, timeout: float = 10.0, sig: int = signal.SIGTERM
 ) -> None:
@@ -91,6 +101,20 @@ def stop_process(
     if process_alive(pid, marker):
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not process_alive(pid, marker), 5.0)
+
+
+def start_lab_command(args: Sequence[str], log_file: Path) -> subprocess.Popen[bytes]:
+    """``nodeport-lb lab ARGS`` in the background, in a session of its own so it outlives the
+    command that starts it (`lab down` ends it by PID); its output is appended to ``log_file``."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nodeport_lb", "lab", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
