@@ -1,7 +1,9 @@
 from nodeport_lb.agent.endpoints import parse_endpoint_slice
 from nodeport_lb.agent.rules import (
+    MASQ_PICK_CHAIN,
     NO_ENDPOINTS_CHAIN,
-    NO_LOCAL_ENDPOINTS_CHAIN,
+    NO_ENDPOINTS_SET,
+    PICK_CHAIN,
     SHARED_MAX_ENDPOINTS,
     RuleConfig,
     compute_service_rules,
@@ -26,40 +28,54 @@ def rules_for(svc: dict, *endpoints: dict, config: RuleConfig = CONFIG):
 
 
 def verdict(result):
-    """(the chain the nodePort goes to, its rules, the endpoint slots) of a one-port Service."""
+    """(the chain the nodePort goes to, the map of its endpoint slots, the slots, whether it
+    is in the no-endpoints set) of a one-port Service."""
     (port,) = result.ports
-    rules = port.rules if port.owns_chain else shared_chains()[port.chain]
-    return port.chain, rules, dict(port.endpoint_elements)
+    return port.chain, port.endpoints_map, dict(port.endpoint_elements), port.no_endpoints
 
 
 def test_cluster_marks_for_masquerade_and_picks_uniformly() -> None:
     result = rules_for(
         service("web", PORTS), endpoint("10.1.0.1", "n2"), endpoint("10.1.0.2", "n3")
     )
-    chain, rules, slots = verdict(result)
-    assert chain == "masq-dnat-2"
-    assert rules == (
-        "meta mark set meta mark | 0x4000",
-        "dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-endpoints",
+    chain, endpoints_map, slots, empty = verdict(result)
+    assert chain == MASQ_PICK_CHAIN
+    assert endpoints_map == "nodeport-endpoints-2" and not empty
+    pick = shared_chains()[MASQ_PICK_CHAIN]
+    assert pick[0] == "meta mark set meta mark | 0x4000"
+    assert (
+        "dnat ip to meta l4proto . th dport . numgen random mod 2 map @nodeport-endpoints-2" in pick
     )
     assert slots == {"tcp . 31001 . 0": "10.1.0.1 . 8080", "tcp . 31001 . 1": "10.1.0.2 . 8080"}
     assert result.chains() == {}  # nothing of its own: a change is map elements only
+
+
+def test_the_shared_chains_try_each_number_of_endpoints_in_turn() -> None:
+    for chain in (PICK_CHAIN, MASQ_PICK_CHAIN):
+        picks = [rule for rule in shared_chains()[chain] if rule.startswith("dnat")]
+        assert picks == [
+            "dnat ip to meta l4proto . th dport . numgen random "
+            f"mod {n} map @nodeport-endpoints-{n}"
+            for n in range(1, SHARED_MAX_ENDPOINTS + 1)
+        ]
 
 
 def test_local_uses_only_this_nodes_endpoints_without_snat() -> None:
     result = rules_for(
         service("web", PORTS, local=True), endpoint("10.1.0.1", "n1"), endpoint("10.1.0.2", "n2")
     )
-    chain, rules, slots = verdict(result)
-    assert chain == "dnat-1"
-    assert not any("mark" in rule for rule in rules)
+    chain, endpoints_map, slots, _ = verdict(result)
+    assert chain == PICK_CHAIN
+    assert not any("mark" in rule for rule in shared_chains()[PICK_CHAIN])
+    assert endpoints_map == "nodeport-endpoints-1"
     assert slots == {"tcp . 31001 . 0": "10.1.0.1 . 8080"}
     assert result.local_ready_endpoints == 1
 
 
 def test_local_without_local_endpoint_drops() -> None:
     result = rules_for(service("web", PORTS, local=True), endpoint("10.1.0.2", "n2"))
-    assert verdict(result) == (NO_LOCAL_ENDPOINTS_CHAIN, ("drop",), {})
+    assert verdict(result) == (PICK_CHAIN, "", {}, False)
+    assert shared_chains()[PICK_CHAIN][-1] == "drop"  # no slot, not in the no-endpoints set
 
 
 def test_no_endpoint_anywhere_rejects() -> None:
@@ -67,11 +83,17 @@ def test_no_endpoint_anywhere_rejects() -> None:
         result = rules_for(
             svc, endpoint("10.1.0.2", "n1", ready=False, serving=False, terminating=True)
         )
-        assert verdict(result) == (
-            NO_ENDPOINTS_CHAIN,
-            ("meta l4proto tcp reject with tcp reset", "reject"),
-            {},
-        )
+        _, _, slots, empty = verdict(result)
+        assert (slots, empty) == ({}, True)
+        assert result.no_endpoint_ports() == {"tcp . 31001"}
+    assert shared_chains()[NO_ENDPOINTS_CHAIN] == (
+        "meta l4proto tcp reject with tcp reset",
+        "reject",
+    )
+    assert shared_chains()[MASQ_PICK_CHAIN][-1] == f"goto {NO_ENDPOINTS_CHAIN}"
+    assert shared_chains()[PICK_CHAIN][-2] == (
+        f"meta l4proto . th dport @{NO_ENDPOINTS_SET} goto {NO_ENDPOINTS_CHAIN}"
+    )
 
 
 def test_local_falls_back_to_local_serving_terminating_endpoints() -> None:
@@ -88,7 +110,8 @@ def test_more_endpoints_than_the_shared_chains_cover_get_a_cascade_of_their_own(
     many = [
         endpoint(f"10.1.{i // 250}.{i % 250 + 1}", "n2") for i in range(SHARED_MAX_ENDPOINTS + 1)
     ]
-    chain, rules, slots = verdict(rules_for(service("web", PORTS), *many))
+    (port,) = rules_for(service("web", PORTS), *many).ports
+    chain, rules, slots = port.chain, port.rules, port.endpoint_elements
     assert chain.startswith("svc-") and not slots
     assert rules[0] == "meta mark set meta mark | 0x4000"
     assert rules[1].startswith(f"numgen random mod {len(many)} == 0 meta l4proto tcp dnat")
@@ -132,8 +155,11 @@ def test_full_ruleset_replaces_only_its_own_table() -> None:
         "delete table inet nodeport-lb",
         "table inet nodeport-lb {",
     ]
-    assert "tcp . 31001 : goto masq-dnat-1" in text
-    assert "tcp . 31001 . 0 : 10.1.0.1 . 8080" in text
+    assert "tcp . 31001 : goto masq-pick" in text
+    assert (
+        "add element inet nodeport-lb nodeport-endpoints-1 {\n\ttcp . 31001 . 0 : 10.1.0.1 . 8080"
+        in text
+    )
     assert "fib daddr type local ip daddr != 127.0.0.0/8" in text
 
 
@@ -156,20 +182,43 @@ def test_partial_update_touches_only_the_changed_service() -> None:
     new = {"default/web": rules_for(service("web", PORTS), endpoint("10.1.0.2", "n1"))}
     text = partial_update(old, new, {"default/web"})
     assert text.splitlines() == [
-        "delete element inet nodeport-lb nodeport-endpoints { tcp . 31001 . 0 }",
-        "add element inet nodeport-lb nodeport-endpoints { tcp . 31001 . 0 : 10.1.0.2 . 8080 }",
+        "delete element inet nodeport-lb nodeport-endpoints-1 { tcp . 31001 . 0 }",
+        "add element inet nodeport-lb nodeport-endpoints-1 { tcp . 31001 . 0 : 10.1.0.2 . 8080 }",
     ]
     assert partial_update(old, old, {"default/web"}) == ""
 
 
-def test_partial_update_moves_the_verdict_when_the_endpoint_count_changes() -> None:
+def test_partial_update_is_data_only_when_the_endpoint_count_changes() -> None:
+    # no verdict element changes: that would make the kernel validate every element again
+    two = {
+        "default/web": rules_for(
+            service("web", PORTS), endpoint("10.1.0.1", "n1"), endpoint("10.1.0.2", "n1")
+        )
+    }
     one = {"default/web": rules_for(service("web", PORTS), endpoint("10.1.0.1", "n1"))}
     none = {"default/web": rules_for(service("web", PORTS))}
-    lines = partial_update(one, none, {"default/web"}).splitlines()
-    assert lines == [
-        "delete element inet nodeport-lb nodeport-endpoints { tcp . 31001 . 0 }",
+    assert partial_update(two, one, {"default/web"}).splitlines() == [
+        "delete element inet nodeport-lb nodeport-endpoints-2 { tcp . 31001 . 0, tcp . 31001 . 1 }",
+        "add element inet nodeport-lb nodeport-endpoints-1 { tcp . 31001 . 0 : 10.1.0.1 . 8080 }",
+    ]
+    assert partial_update(one, none, {"default/web"}).splitlines() == [
+        "delete element inet nodeport-lb nodeport-endpoints-1 { tcp . 31001 . 0 }",
+        "add element inet nodeport-lb nodeport-no-endpoints { tcp . 31001 }",
+    ]
+    assert partial_update(none, one, {"default/web"}).splitlines() == [
+        "delete element inet nodeport-lb nodeport-no-endpoints { tcp . 31001 }",
+        "add element inet nodeport-lb nodeport-endpoints-1 { tcp . 31001 . 0 : 10.1.0.1 . 8080 }",
+    ]
+
+
+def test_partial_update_moves_the_verdict_when_the_traffic_policy_changes() -> None:
+    cluster = {"default/web": rules_for(service("web", PORTS), endpoint("10.1.0.1", "n1"))}
+    local = {
+        "default/web": rules_for(service("web", PORTS, local=True), endpoint("10.1.0.1", "n1"))
+    }
+    assert partial_update(cluster, local, {"default/web"}).splitlines() == [
         "delete element inet nodeport-lb nodeport-services { tcp . 31001 }",
-        "add element inet nodeport-lb nodeport-services { tcp . 31001 : goto no-endpoints }",
+        "add element inet nodeport-lb nodeport-services { tcp . 31001 : goto pick }",
     ]
 
 

@@ -8,6 +8,7 @@ healthCheckNodePort 31897; one pod (pod-a) on node2.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -221,6 +222,39 @@ def test_source_ranges_drop_other_sources_on_the_node_port(seed: SeedLab) -> Non
 def test_service_without_endpoints_is_rejected(seed: SeedLab) -> None:
     seed.publish(service("empty", [{"port": 80, "targetPort": APP_PORT, "nodePort": 31005}]))
     wait_for(lambda: connect_outcome(seed.ns("client"), NODE1, 31005) == "refused")
+
+
+def test_an_endpoint_count_change_moves_only_map_data_and_traffic_follows(seed: SeedLab) -> None:
+    def slice_of(*endpoints: dict) -> dict:
+        return endpoint_slice("counted", APP_PORT, list(endpoints))
+
+    def element(node: str) -> str:
+        listing = seed.nft(node, "list", "map", "inet", "nodeport-lb", "nodeport-services")
+        found = re.search(r"tcp \. 31006 : (goto [\w-]+)", listing)
+        assert found, listing
+        return found.group(1)
+
+    seed.publish(
+        service("counted", [{"port": 80, "targetPort": APP_PORT, "nodePort": 31006}]),
+        slice_of(endpoint(POD_A, "node2")),
+    )
+    wait_for(lambda: connect_outcome(seed.ns("client"), NODE1, 31006) == "open")
+    verdict = element("node1")
+    assert verdict == "goto masq-pick"
+    seed.publish(slice_of(endpoint(POD_A, "node2"), endpoint(POD_B, "node1")))
+    # both pods answer: the port's slots moved to the map of two endpoints
+    wait_for(
+        lambda: {get_json(seed, NODE1, 31006)["pod"] for _ in range(30)} == {"pod-a", "pod-b"},
+        timeout=5,
+    )
+    assert element("node1") == verdict  # the verdict element is as it was
+    seed.publish(slice_of())
+    wait_for(lambda: connect_outcome(seed.ns("client"), NODE1, 31006) == "refused")
+    assert element("node1") == verdict
+    seed.publish(slice_of(endpoint(POD_B, "node1")))
+    wait_for(lambda: get_json(seed, NODE1, 31006)["pod"] == "pod-b")
+    seed.unpublish("Service", "counted")
+    seed.unpublish("EndpointSlice", slice_of()["metadata"]["name"])
 
 
 def test_agent_check_weights_by_local_endpoints(seed: SeedLab) -> None:
