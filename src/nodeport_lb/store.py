@@ -376,6 +376,23 @@ class IncrementalStoreReader:
         # was 5 MB at 10,000 Services)
         self._files_of_key: dict[ObjectKey, tuple[str, ...]] = {}
 
+    def export(self) -> tuple[dict, dict, dict, dict]:
+        """What the reader knows, for a snapshot: copies of its tables (their values are
+        never changed in place, so shallow copies are a consistent view)."""
+        return (
+            dict(self._signatures),
+            dict(self._text_of_file),
+            dict(self._keys_of_file),
+            dict(self._files_of_key),
+        )
+
+    def restore(self, exported: tuple[dict, dict, dict, dict]) -> None:
+        """Start from what ``export`` gave: the next refresh reads only the files whose
+        signature differs from what was exported (or that are new, or gone)."""
+        self._signatures, self._text_of_file, self._keys_of_file, self._files_of_key = (
+            dict(table) for table in exported
+        )
+
     def objects(self) -> dict[ObjectKey, dict[str, Any]]:
         parsed: dict[str, dict[ObjectKey, dict[str, Any]]] = {}
         return {key: self._winner(key, parsed) for key in self._files_of_key}

@@ -170,6 +170,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the table it finds (default: off; the systemd unit sets it)",
     )
     parser.add_argument(
+        "--snapshot-file",
+        metavar="FILE",
+        type=Path,
+        help="with --manifests: keep the state of the last sync here (written when the agent "
+        "is idle and at stop), so a restart reads only the store files changed since; "
+        "ignored when it was made by other code or settings, or does not check out "
+        "(default: off; the systemd unit sets it)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(func=run)
@@ -217,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         node_port_range=args.service_node_port_range,
         sync_period=args.sync_period,
         state_file=args.state_file,
+        snapshot_file=args.snapshot_file,
         load_balancers=tuple(args.load_balancers),
     )
     try:

@@ -39,15 +39,19 @@ from nodeport_lb.agent.metrics import AgentMetrics
 from nodeport_lb.agent.preflight import STANDALONE
 from nodeport_lb.agent.return_path import LoadBalancerPeer, ReturnPath
 from nodeport_lb.agent.rules import RuleConfig
+from nodeport_lb.agent.snapshot import SnapshotKey, read_snapshot, snapshot_key, write_snapshot
 from nodeport_lb.agent.sources import Batch, ChangeQueue, KubeSource, StoreSource
 from nodeport_lb.agent.state import ClusterState
 from nodeport_lb.defaults import DEFAULT_HEALTHZ_ADDRESS, DEFAULT_METRICS_ADDRESS
 from nodeport_lb.model import NodePortRange
-from nodeport_lb.store import ManifestStore, atomic_write_text
+from nodeport_lb.store import IncrementalStoreReader, ManifestStore, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 MAX_TRACKED_CHANGES = 10_000
+# a snapshot is written once the agent has been idle this long, at most once per period
+SNAPSHOT_IDLE = 2.0
+SNAPSHOT_PERIOD = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class AgentConfig:
     load_balancers: tuple[LoadBalancerPeer, ...] = ()
     # the hcnp answers of the last sync, so a restart without its source answers them again
     state_file: Path | None = None
+    # the state of the last sync, so a restart reads only the store files changed since
+    snapshot_file: Path | None = None
 
     @property
     def programs_nodeports(self) -> bool:
@@ -82,6 +88,7 @@ class Agent:
         self.metrics = AgentMetrics()
         self.queue = ChangeQueue()
         rule_config = RuleConfig(config.node_name, config.nodeport_cidrs)
+        self._rule_config = rule_config
         self.state = ClusterState(rule_config, config.node_port_range)
         # None in companion mode: kube-proxy's rules serve the nodePorts
         self.dataplane = (
@@ -123,6 +130,12 @@ class Agent:
         # change must not wait for a file to be written (nor for every answer to be sorted)
         self._health_lock = threading.Lock()  # _health and _hcnp_of, against that thread
         self._save_wanted = threading.Event()
+        # the snapshot: written by a thread of its own from copies taken between syncs
+        self._snapshot_key: SnapshotKey | None = None
+        self._snapshot_owed = False  # the state changed since the last snapshot
+        self._snapshot_at: float | None = None  # monotonic time of the last one
+        self._last_change = time.monotonic()
+        self._snapshot_writer: threading.Thread | None = None
 
     # --- health -------------------------------------------------------------------------
 
@@ -159,6 +172,7 @@ class Agent:
             self.return_path.start()
         self._restore_health()
         with _collector_paused():
+            self._restore_snapshot()
             self.source.initial_load(between_parts=self._apply_queued)
         self.source.start()
         if self.dataplane is not None:
@@ -173,6 +187,7 @@ class Agent:
             if self.return_path is not None:
                 self.return_path.stop()
             self._save_health()  # what the last sync said, for the next start
+            self._save_snapshot(wait=True)
         # the rules stay: a stopped agent must not black-hole the node
         log.info("stopped; nftables rules left in place" if self.dataplane else "stopped")
         return 0
@@ -211,6 +226,8 @@ class Agent:
             changed: set[str] | None = set()
             if batch is not None:
                 changed = self._apply(batch)
+            elif self._snapshot_due():
+                self._save_snapshot(wait=False)
             if first and not self.source.synced():
                 if not waiting_logged:
                     log.warning("no complete listing of the source yet: the table stays as it is")
@@ -228,6 +245,8 @@ class Agent:
                 first = False
                 self._publish_health(changed)
                 self._update_gauges()
+                self._snapshot_owed = True
+                self._last_change = time.monotonic()
 
     def _apply(self, batch: Batch) -> set[str]:
         """A batch into the state; returns the Services it changed."""
@@ -284,6 +303,80 @@ class Agent:
         else:
             log.debug("partial sync of %d Services in %.3fs", len(changed or ()), elapsed)
         return True
+
+    # --- snapshot -----------------------------------------------------------------------
+
+    def _restore_snapshot(self) -> None:
+        """Before the first listing: start from the last run's snapshot if it is whole and
+        made for this code, store and settings; the listing then reads only the files that
+        changed since (see nodeport_lb.agent.snapshot)."""
+        path = self.config.snapshot_file
+        if path is None or not isinstance(self.source, StoreSource):
+            return
+        self._snapshot_key = snapshot_key(
+            self.source.reader.store.path,
+            self.config.node_name,
+            self.config.node_port_range,
+            self.config.nodeport_cidrs,
+        )
+        content = read_snapshot(path, self._snapshot_key)
+        if content is None:
+            return
+        try:
+            self.source.reader.restore(content["reader"])
+            self.state.restore(content["state"])
+        except Exception as exc:  # written by this code, so unlikely; never fatal
+            log.warning("snapshot %s ignored: %r", path, exc)
+            self.source.reader = IncrementalStoreReader(self.source.reader.store)
+            self.state = ClusterState(self._rule_config, self.config.node_port_range)
+            return
+        log.info(
+            "started from the snapshot of %d Services in %s; store files changed since are "
+            "read again",
+            len(self.state.services),
+            path,
+        )
+
+    def _snapshot_due(self) -> bool:
+        now = time.monotonic()
+        return (
+            self._snapshot_owed
+            and now - self._last_change >= SNAPSHOT_IDLE
+            and (self._snapshot_at is None or now - self._snapshot_at >= SNAPSHOT_PERIOD)
+        )
+
+    def _save_snapshot(self, wait: bool) -> None:
+        """Copies of the reader's and the state's tables, taken when every change the reader
+        found has reached the state; written by a thread (``wait``: and waited for)."""
+        source, key, path = self.source, self._snapshot_key, self.config.snapshot_file
+        if not isinstance(source, StoreSource) or key is None or path is None:
+            return
+        if self._snapshot_writer is not None:
+            if not wait and self._snapshot_writer.is_alive():
+                return
+            self._snapshot_writer.join()
+        if not self._snapshot_owed or not self._last_updated or not source.synced():
+            return
+        with source.lock:
+            if self.queue.oldest_pending() is not None:
+                return  # the reader is ahead of the state: the next idle moment
+            reader = source.reader.export()
+        content = {"reader": reader, "state": self.state.export()}
+        self._snapshot_owed = False
+        self._snapshot_at = time.monotonic()
+
+        def write() -> None:
+            try:
+                write_snapshot(path, key, content)
+            except Exception:
+                self._snapshot_owed = True
+                self.metrics.thread_failures.labels("snapshot").inc()
+                log.exception("writing the snapshot %s failed", path)
+
+        self._snapshot_writer = threading.Thread(target=write, name="snapshot", daemon=True)
+        self._snapshot_writer.start()
+        if wait:
+            self._snapshot_writer.join()
 
     def _note_queued(self, batch: Batch, dirty: set[str]) -> None:
         """When the batch was queued, and when each slice change in it that reaches the

@@ -202,6 +202,9 @@ class StoreSource:
         self._reported: dict[Path, str] = {}
         self._watcher: _Inotify | None = None  # made before the first listing, for the thread
         self.status = SourceStatus(metrics, f"store {store.path}")
+        # held while the reader changes and what it found is queued: whoever holds it and
+        # finds the queue empty sees a reader whose every change has reached the state
+        self.lock = threading.Lock()
 
     def synced(self) -> bool:
         return self.status.listed.is_set()
@@ -245,18 +248,19 @@ class StoreSource:
         self._stop.set()
 
     def _refresh(self, only: set[Path] | None) -> None:
-        try:
-            changes = self.reader.refresh(only)
-        except StoreUnreadableError as exc:
-            self.status.failed(str(exc))
-            return
-        self._report(changes.errors)
-        if only is None:
-            if changes.complete:
-                self.status.succeeded()
-            else:
-                self.status.failed("some files could not be read")
-        self._queue_changes(changes)
+        with self.lock:
+            try:
+                changes = self.reader.refresh(only)
+            except StoreUnreadableError as exc:
+                self.status.failed(str(exc))
+                return
+            self._report(changes.errors)
+            if only is None:
+                if changes.complete:
+                    self.status.succeeded()
+                else:
+                    self.status.failed("some files could not be read")
+            self._queue_changes(changes)
 
     def _report(self, errors: list[StoreError]) -> None:
         for error in errors:

@@ -169,6 +169,44 @@ class ClusterState:
         self._ages[service_key] = (_age(defaulted), service_key)
         result.dirty.add(service_key)
 
+    # --- snapshot ------------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """The state, for a snapshot: copies of the tables whose values are never changed in
+        place; what is derived from them (who claims which port, a Service's slices) is not
+        kept but made again by ``restore``."""
+        return {
+            "services": dict(self.services),
+            "fingerprints": dict(self._raw_services),
+            "slices": dict(self.slices),
+            "node": self.node,
+            "rules": dict(self.rules),
+            "ages": dict(self._ages),
+            "blocked": dict(self.blocked),
+        }
+
+    def restore(self, exported: Mapping[str, Any]) -> None:
+        """Start from what ``export`` gave (a state with nothing applied yet)."""
+        self.services = dict(exported["services"])
+        self._raw_services = dict(exported["fingerprints"])
+        self.slices = dict(exported["slices"])
+        self.node = exported["node"]
+        self.rules = dict(exported["rules"])
+        self._ages = dict(exported["ages"])
+        self.blocked = dict(exported["blocked"])
+        self._slices_of_service = {}
+        for slice_key, parsed in self.slices.items():
+            service_key = f"{parsed.namespace}/{parsed.service_name}"
+            self._slices_of_service.setdefault(service_key, set()).add(slice_key)
+        self._wanted = {}
+        self._claims = {}
+        for key, service in self.services.items():
+            ports = _ports_of(service)
+            if ports:
+                self._wanted[key] = ports
+            for port in ports:
+                self._claims.setdefault(port, set()).add(key)
+
     # --- outputs -------------------------------------------------------------------------
 
     def _recompute(self, dirty: set[str]) -> None:
