@@ -522,17 +522,28 @@ class IncrementalStoreReader:
         }
 
     def _scan(self, errors: list[StoreError]) -> dict[str, FileSignature]:
-        """Signatures of every manifest file (os.scandir: one stat per file, no pathlib cost;
-        a rescan of 20,000 files stays well under a second)."""
+        """Signatures of every manifest file (os.scandir: one stat per file, its path made
+        in C, no pathlib cost; a rescan of 20,000 files stays well under a second)."""
+        found = {}
         try:
             with os.scandir(self._directory) as listing:
-                names = [entry.name for entry in listing]
+                entries = [entry for entry in listing if _is_manifest_name(entry.name)]
         except OSError as exc:
             raise StoreUnreadableError(exc.errno, f"cannot list {self.store.path}: {exc}") from exc
-        directory = self._directory
-        return self._signed(
-            [os.path.join(directory, name) for name in names if _is_manifest_name(name)], errors
-        )
+        for entry in entries:
+            try:
+                st = entry.stat()  # through a symlink: the target's changes count
+            except FileNotFoundError:
+                continue  # gone (or a dangling symlink)
+            except OSError as exc:
+                path = entry.path
+                errors.append(StoreError(Path(path), f"cannot stat: {exc}", unreadable=True))
+                if path in self._signatures:
+                    found[path] = self._signatures[path]  # unknown, so unchanged
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[entry.path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return found
 
     def _signed(self, paths: Iterable[str], errors: list[StoreError]) -> dict[str, FileSignature]:
         found = {}

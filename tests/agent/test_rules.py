@@ -8,7 +8,9 @@ from nodeport_lb.agent.rules import (
     RuleConfig,
     compute_service_rules,
     full_ruleset,
+    generation_update,
     partial_update,
+    read_generation,
     shared_chains,
 )
 from nodeport_lb.model import Service
@@ -246,3 +248,20 @@ def test_the_rule_count_includes_the_shared_chains_once_the_table_is_loaded() ->
     }
     dataplane.need_full_sync = False
     assert dataplane.rule_count() == sum(len(r) for r in shared_chains().values())
+
+
+def test_the_generation_number_is_set_by_each_transaction_and_read_back() -> None:
+    assert "\tset nodeport-generation {\n\t\ttype mark;\n\t}" in full_ruleset(CONFIG, [])
+    assert generation_update(42, full=True) == (
+        "add element inet nodeport-lb nodeport-generation { 0x2a }\n"
+    )
+    assert generation_update(42, full=False).splitlines() == [
+        "flush set inet nodeport-lb nodeport-generation",
+        "add element inet nodeport-lb nodeport-generation { 0x2a }",
+    ]
+    listing = (
+        "table inet nodeport-lb {\n\tset nodeport-generation {\n\t\ttype mark\n"
+        "\t\telements = { 0x0000002a }\n\t}\n}\n"
+    )
+    assert read_generation(listing) == 42
+    assert read_generation(listing.replace("\t\telements = { 0x0000002a }\n", "")) is None

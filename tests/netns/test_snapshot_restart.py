@@ -1,6 +1,7 @@
 """A restart from the snapshot of the last sync, as the systemd unit runs the agent (real
 agents, real nftables): the old table serves throughout, a store file changed while the agent
-was down is read again, and a snapshot that does not check out is ignored for a whole read."""
+was down is read again, a table that is not the snapshot's is replaced whole, and a snapshot
+that does not check out is ignored for a whole read."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.netns.conftest import SeedLab
-from tests.support.netlib import http_get, tcp_connect, wait_for
+from tests.support.netlib import http_get, scrape_metrics, tcp_connect, wait_for
 from tests.support.objects import endpoint
 from tests.support.seed import ADDRESSES, HCNP, PODS, python_lb, seed_objects
 
@@ -56,7 +57,8 @@ def restart(seed: SeedLab, node: str, while_stopped=lambda: None) -> str:
     while_stopped()
     mark = len(log_text(seed, node))
     seed.start_agent(node)
-    wait_for(lambda: "full sync of" in log_text(seed, node)[mark:], timeout=15)
+    synced = ("kubeproxy_sync_proxy_rules_last_timestamp_seconds", frozenset())
+    wait_for(lambda: scrape_metrics(seed.ns(node)).get(synced, 0) > 0, timeout=15)
     return log_text(seed, node)[mark:]
 
 
@@ -89,6 +91,9 @@ def test_a_restart_starts_from_the_snapshot_and_the_old_table_serves_meanwhile(
         stop.set()
         thread.join()
     assert "started from the snapshot of 2 Services" in logged
+    # stopped cleanly: the table is what the snapshot says, and is not replaced
+    assert "the table is the one the snapshot describes" in logged
+    assert "full sync of" not in logged
     assert outcomes and set(outcomes) == {"open"}
     assert served(seed) == {"pod": "pod-a", "peer": CLIENT}
     assert hcnp(seed, "node2") == 200
@@ -101,6 +106,7 @@ def test_a_store_file_changed_while_the_agent_was_down_is_read_again(seed: SeedL
     try:
         logged = restart(seed, "node2", move_the_pod)
         assert "started from the snapshot" in logged
+        assert "the table is the one the snapshot describes" in logged
         wait_for(lambda: hcnp(seed, "node2") == 503)  # nothing local any more
         wait_for(lambda: hcnp(seed, "node1") == 200)
         assert served(seed, 31000)["pod"] == "pod-a"  # test-python, unchanged
@@ -108,6 +114,27 @@ def test_a_store_file_changed_while_the_agent_was_down_is_read_again(seed: SeedL
         seed.publish(*python_lb())
     wait_for(lambda: hcnp(seed, "node2") == 200)
     assert served(seed) == {"pod": "pod-a", "peer": CLIENT}
+    # the changes since were partial syncs: each one's generation is what the next snapshot
+    # finds in the table
+    assert "the table is the one the snapshot describes" in restart(seed, "node2")
+    assert served(seed) == {"pod": "pod-a", "peer": CLIENT}
+
+
+def test_a_table_changed_after_the_snapshot_is_replaced_whole(seed: SeedLab) -> None:
+    def change_the_table() -> None:  # as a transaction after the snapshot would
+        for command in (
+            "flush set inet nodeport-lb nodeport-generation",
+            "add element inet nodeport-lb nodeport-generation { 0x1 }",
+            "delete element inet nodeport-lb nodeport-services { tcp . 31001 }",
+        ):
+            seed.nft("node2", *command.split())
+
+    logged = restart(seed, "node2", change_the_table)
+    assert "started from the snapshot" in logged
+    assert "the table is not the one the snapshot describes" in logged
+    assert "full sync of" in logged
+    assert served(seed) == {"pod": "pod-a", "peer": CLIENT}
+    assert hcnp(seed, "node2") == 200
 
 
 def test_a_corrupt_snapshot_is_ignored_and_the_store_read_whole(seed: SeedLab) -> None:
@@ -120,6 +147,7 @@ def test_a_corrupt_snapshot_is_ignored_and_the_store_read_whole(seed: SeedLab) -
     logged = restart(seed, "node2", corrupt)
     assert "digest does not match" in logged
     assert "started from the snapshot" not in logged
+    assert "full sync of" in logged
     assert served(seed) == {"pod": "pod-a", "peer": CLIENT}
     assert hcnp(seed, "node2") == 200
 

@@ -32,6 +32,7 @@ from nodeport_lb.agent.dataplane import (
     NftError,
     delete_leftover_table,
     table_exists,
+    table_generation,
 )
 from nodeport_lb.agent.endpoints import SERVICE_NAME_LABEL, change_trigger_time
 from nodeport_lb.agent.health import HealthServers, ProxyHealth, ServiceHealth
@@ -136,6 +137,10 @@ class Agent:
         self._snapshot_at: float | None = None  # monotonic time of the last one
         self._last_change = time.monotonic()
         self._snapshot_writer: threading.Thread | None = None
+        # the table holds what the snapshot says (its generation number is the snapshot's):
+        # the first sync changes only what changed since, instead of replacing it all
+        self._table_verified = False
+        self._unsynced: set[str] = set()  # Services changed since the last sync
 
     # --- health -------------------------------------------------------------------------
 
@@ -234,16 +239,18 @@ class Agent:
                     waiting_logged = True
                 continue  # what arrives meanwhile is kept in the state for the first sync
             now = time.monotonic()
-            if first or now >= next_full:
+            if first and self._table_verified:
+                changed = set(self._unsynced)
+            elif first or now >= next_full:
                 changed, next_full = None, now + self.config.full_sync_period
             elif self._table_missing.is_set():
                 self._table_missing.clear()
                 log.warning("the nodeport-lb table is missing: restoring it")
                 changed = None
-            owed = changed is None or changed or self._failing_since is not None
+            owed = first or changed is None or changed or self._failing_since is not None
             if owed and self._sync(changed if self._failing_since is None else None):
+                self._publish_health(None if first else changed)
                 first = False
-                self._publish_health(changed)
                 self._update_gauges()
                 self._snapshot_owed = True
                 self._last_change = time.monotonic()
@@ -252,6 +259,7 @@ class Agent:
         """A batch into the state; returns the Services it changed."""
         with _collector_paused(len(batch.upserts) + len(batch.deletes) >= BULK):
             result = self.state.apply(batch.upserts, batch.deletes, batch.origins)
+        self._unsynced |= result.dirty
         self._note_queued(batch, result.dirty)
         for kind in result.invalid_kinds:
             self.metrics.invalid_objects.labels(kind).inc()
@@ -288,6 +296,7 @@ class Agent:
         elapsed = time.perf_counter() - start
         self.metrics.services_set_aside.labels("nft_refused").set(len(self.dataplane.set_aside))
         self._failing_since = None
+        self._unsynced.clear()
         self._last_updated = time.time()
         self.metrics.observe_sync(elapsed, mode)
         self.metrics.last_sync_timestamp.set(self._last_updated)
@@ -336,6 +345,18 @@ class Agent:
             len(self.state.services),
             path,
         )
+        table = content.get("dataplane")
+        if self.dataplane is None or table is None:
+            return
+        if table_generation(self.config.nft) == table["generation"]:
+            self.dataplane.adopt(table)
+            self._table_verified = True
+            log.info(
+                "the table is the one the snapshot describes: the first sync changes only "
+                "what changed since"
+            )
+        else:
+            log.info("the table is not the one the snapshot describes: the first sync replaces it")
 
     def _snapshot_due(self) -> bool:
         now = time.monotonic()
@@ -361,7 +382,11 @@ class Agent:
             if self.queue.oldest_pending() is not None:
                 return  # the reader is ahead of the state: the next idle moment
             reader = source.reader.export()
-        content = {"reader": reader, "state": self.state.export()}
+        content = {
+            "reader": reader,
+            "state": self.state.export(),
+            "dataplane": self.dataplane.export() if self.dataplane is not None else None,
+        }
         self._snapshot_owed = False
         self._snapshot_at = time.monotonic()
 

@@ -13,16 +13,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import random
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from nodeport_lb.agent.rules import (
+    GENERATION_SET,
     TABLE,
     RuleConfig,
     ServiceRules,
     full_ruleset,
+    generation_update,
     partial_update,
+    read_generation,
     shared_chains,
 )
 
@@ -130,6 +134,15 @@ def _lists_chain(listing: str, table: str, chain: str) -> bool:
     return False
 
 
+def table_generation(nft: str = "nft") -> int | None:
+    """The generation number the agent's table holds (None: no table, or none in it)."""
+    try:
+        listing = run_nft(f"list set {TABLE} {GENERATION_SET}\n", nft, context=CHECK)
+    except NftError:
+        return None
+    return read_generation(listing)
+
+
 def settle_after_full_sync() -> None:
     """What a full sync leaves behind, given back: the sync context's copy of the table (its
     next command would free it first, ~30 ms added to the first change after a full sync)
@@ -163,6 +176,32 @@ class Dataplane:
         self._own_rules = 0  # rules of the Services' own chains in ``applied``, kept counted
         self.need_full_sync = True
         self.set_aside: dict[str, str] = {}  # Service key -> what nft said, after a sync
+        # the table's generation number after the agent's last transaction; a new agent's
+        # first one differs from whatever a table holds (random start)
+        self.generation = random.getrandbits(32)
+
+    def _next_generation(self) -> int:
+        return (self.generation + 1) & 0xFFFFFFFF
+
+    def export(self) -> dict | None:
+        """What the table holds, for a snapshot; None when that is not known (a full sync is
+        owed)."""
+        if self.need_full_sync:
+            return None
+        return {
+            "applied": dict(self.applied),
+            "set_aside": dict(self.set_aside),
+            "generation": self.generation,
+        }
+
+    def adopt(self, exported: dict) -> None:
+        """Take what ``export`` gave as the table's content (the caller checked that the
+        table's generation is the exported one): later syncs change it from there."""
+        self.applied = dict(exported["applied"])
+        self.set_aside = dict(exported["set_aside"])
+        self.generation = int(exported["generation"])
+        self._own_rules = sum(_rule_count(r) for r in self.applied.values())
+        self.need_full_sync = False
 
     def sync(self, desired: Mapping[str, ServiceRules], changed: set[str] | None) -> str:
         """Bring the table to ``desired``; ``changed`` limits the work to those Services
@@ -171,9 +210,11 @@ class Dataplane:
         nft refuses even the table without them."""
         if not self.need_full_sync and changed is not None:
             script = partial_update(self.applied, desired, changed)
+            generation = self._next_generation()
             try:
                 if script:
-                    run_nft(script, self.nft)
+                    run_nft(script + generation_update(generation, full=False), self.nft)
+                    self.generation = generation
             except NftError as exc:
                 log.warning("nft refused a partial sync (%s); replacing the whole table", exc)
             else:
@@ -183,12 +224,14 @@ class Dataplane:
                 return "partial"
         self.need_full_sync = True
         self.set_aside = {}
+        generation = self._next_generation()
         try:
-            run_nft(full_ruleset(self.config, desired.values()), self.nft)
+            run_nft(self._full(desired.values(), generation), self.nft)
         except NftError as exc:
-            applied = self._apply_without_refused(desired, exc)
+            applied = self._apply_without_refused(desired, exc, generation)
         else:
             applied = dict(desired)
+        self.generation = generation
         self._record(applied, set(self.applied) | set(desired))
         # in a thread of its own: the next change must not wait for it (it holds the sync
         # context for a few ms only when a change comes at once)
@@ -225,8 +268,11 @@ class Dataplane:
         middle = len(keys) // 2
         return self._refused(desired, keys[:middle]) + self._refused(desired, keys[middle:])
 
+    def _full(self, services: Iterable[ServiceRules], generation: int) -> str:
+        return full_ruleset(self.config, services) + generation_update(generation, full=True)
+
     def _apply_without_refused(
-        self, desired: Mapping[str, ServiceRules], error: NftError
+        self, desired: Mapping[str, ServiceRules], error: NftError, generation: int
     ) -> dict[str, ServiceRules]:
         if not self._accepts([]):
             raise error  # the table's own frame is refused: no Service is to blame
@@ -250,7 +296,7 @@ class Dataplane:
                 "its previous rules kept" if kept else "no rules",
                 self.set_aside[key],
             )
-        run_nft(full_ruleset(self.config, usable.values()), self.nft)
+        run_nft(self._full(usable.values(), generation), self.nft)
         return usable
 
     def _flush_stale_udp(

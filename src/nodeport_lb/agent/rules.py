@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -51,6 +52,9 @@ TABLE = "inet nodeport-lb"
 NODEPORT_MAP = "nodeport-services"
 NODEPORT_ADDRESSES_SET = "nodeport-addresses"
 NO_ENDPOINTS_SET = "nodeport-no-endpoints"
+# one number, changed by every transaction of the agent's: what its table holds is known to be
+# what the agent last wrote when the number is the one it last wrote (a restart's snapshot)
+GENERATION_SET = "nodeport-generation"
 MASQUERADE_MARK = 0x4000
 NO_ENDPOINTS_CHAIN = "no-endpoints"
 PICK_CHAIN = "pick"  # eTP Local
@@ -367,6 +371,7 @@ def full_ruleset(config: RuleConfig, services: Iterable[ServiceRules]) -> str:
         for n in range(1, SHARED_MAX_ENDPOINTS + 1)
     ]
     out.append(f"\tset {NO_ENDPOINTS_SET} {{\n\t\ttype inet_proto . inet_service;\n\t}}")
+    out.append(f"\tset {GENERATION_SET} {{\n\t\ttype mark;\n\t}}")
     out += [_chain_block(name, rules) for name, rules in shared_chains().items()]
     out.append(f"\tmap {NODEPORT_MAP} {{\n\t\ttype inet_proto . inet_service : verdict;\n\t}}")
     out += [f"\tchain {name} {{\n\t\t{text}\n\t}}" for name, text in _base_chains(config).items()]
@@ -381,6 +386,19 @@ def full_ruleset(config: RuleConfig, services: Iterable[ServiceRules]) -> str:
     if elements:
         out.append(f"add element {TABLE} {NODEPORT_MAP} {{\n\t" + ",\n\t".join(elements) + "\n}")
     return "\n".join(out) + "\n"
+
+
+def generation_update(generation: int, full: bool) -> str:
+    """The statements that make ``generation`` the table's number, in the same transaction
+    as the rest of a full replacement (``full``) or of a change."""
+    flush = "" if full else f"flush set {TABLE} {GENERATION_SET}\n"
+    return flush + f"add element {TABLE} {GENERATION_SET} {{ {generation:#x} }}\n"
+
+
+def read_generation(listing: str) -> int | None:
+    """The number in ``nft list set`` output of the generation set; None without one."""
+    found = re.search(r"elements = \{ (0x[0-9a-f]+|\d+) \}", listing)
+    return int(found.group(1), 0) if found else None
 
 
 def partial_update(
