@@ -4,6 +4,8 @@ kube-proxy's shape: change tracking → desired state → one atomic transaction
 The first sync replaces the whole table, and waits for one complete listing of the source
 (like kube-proxy waiting for its informers): a table built from part of the objects would
 delete the others' rules, so an agent started without its source keeps the table it finds.
+A restart from a snapshot (--snapshot-file) over the very table the snapshot describes (its
+generation number says so) changes only what changed since instead (agent/snapshot.py).
 Later syncs touch only the Services that changed; every ``full_sync_period`` the table is
 replaced again, and every sync period the agent checks that its table is still there (someone
 may have flushed the ruleset) and restores it if not.

@@ -15,7 +15,10 @@ It is never trusted blindly:
   new or gone, is read again by the ordinary first listing, exactly as a running agent's
   rescan would: the snapshot stands in only for the files the listing finds unchanged, on
   the same evidence the running agent uses between rescans;
-- the first sync after it is a full replacement of the table, as at any start.
+- what it says the table holds (the applied rules) is used only when the live table's
+  generation number, which every transaction of the agent changes, is the one it recorded;
+  the first sync then changes only the Services the listing found changed. Otherwise the first
+  sync replaces the table, as at any start.
 
 Written atomically (a temporary file renamed over it), mode 0600, after the agent has been
 idle a moment and at stop, never on a change's path.
