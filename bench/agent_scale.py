@@ -12,7 +12,9 @@ For each N, with the manifest store as the source:
   files, validation, one nft transaction), and the agent's own full-sync figure;
 - one endpoint change → rules applied and → hcnp answer flipped (store write to effect, p50/p99);
 - restart: a second agent started over the table the first one left; start → rules in, and
-  whether a nodePort kept answering from the old table meanwhile (probed every 10 ms);
+  whether a nodePort kept answering from the old table meanwhile (probed every 10 ms). The
+  agents run with --snapshot-file, as the systemd unit starts them: the restarted agent starts
+  from the snapshot the first one wrote (the cold start has none: it is removed before);
 - resident memory of the agent process, read from /proc/PID/status (outside the process);
 - first-packet latency (TCP connect through DNAT) against the 10-Service node;
 - where the time of a change goes: the same change path (inotify → read → parse → diff →
@@ -20,6 +22,9 @@ For each N, with the manifest store as the source:
   cProfile breakdown of the functions that take it;
 and with the Kubernetes API as the source (an HTTP stand-in in the node's namespace: a list of
 N Services and N EndpointSlices, then watch events): start → rules in, change → hcnp flipped.
+
+The package is byte-compiled first, as an installed one is (pip compiles at install): with
+PYTHONDONTWRITEBYTECODE in the environment every agent start would compile its modules again.
 
 Every figure is also given as a ratio to the 10-Service node, measured in the same run. The
 machine is shared: the load average at start and end is in the output.
@@ -31,6 +36,7 @@ usage: sudo .venv/bin/python bench/agent_scale.py [--sizes 1000,10000,50000] [--
 from __future__ import annotations
 
 import argparse
+import compileall
 import cProfile
 import json
 import os
@@ -229,16 +235,17 @@ def hcnp_status(lab: Lab) -> int:
 
 def measure_flips(
     lab: Lab, node: str, hcnp_port: int, change: Callable[[bool], None], flips: int
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     """Toggle the hcnp Service's endpoints ready/not ready through ``change``; ms from the
     change to the agent's rules being applied, and to the hcnp answer flipping (as the client
-    sees it)."""
+    sees it), both from the start of the write; and how long the write itself took (a store
+    write is a file written, fsync'ed and renamed: the agent sees it from the rename on)."""
     address = NODES[node][0]
 
     def status() -> int:
         return http_get(lab.ns("client"), address, hcnp_port, timeout=1.0)[0]
 
-    to_rules, to_hcnp = [], []
+    to_rules, to_hcnp, writes = [], [], []
     ready = status() == 200
     for _ in range(flips):
         ready = not ready
@@ -246,6 +253,7 @@ def measure_flips(
         want = 200 if ready else 503
         written = time.time()
         change(ready)
+        write_ms = (time.time() - written) * 1000
         try:
             wait_for(lambda w=want: status() == w, timeout=60, interval=0.001)
             to_hcnp.append((time.time() - written) * 1000)
@@ -256,8 +264,15 @@ def measure_flips(
             print(f"agent_scale: a change on {node} took over a minute", file=sys.stderr)
             break  # what was measured so far stands; the JSON says how many
         to_rules.append((applied - written) * 1000)
+        writes.append(write_ms)
         time.sleep(0.05)
-    return to_rules or [float("nan")], to_hcnp or [float("nan")]
+    nan = [float("nan")]
+    return to_rules or nan, to_hcnp or nan, writes or nan
+
+
+def after_write(to_rules: list[float], writes: list[float]) -> dict[str, float]:
+    """Change → rules applied counted from the end of the write (the rename) instead."""
+    return percentiles([r - w for r, w in zip(to_rules, writes, strict=True)])
 
 
 def rounded(values: list[float]) -> list[float]:
@@ -505,7 +520,7 @@ def measure_api_source(lab: Lab, workdir: Path, node: str, count: int, flips: in
             api.events[SLICES_PATH].put({"type": "MODIFIED", "object": hcnp_slice(node, ready)})
 
         wait_for(lambda: http_get(lab.ns("client"), NODES[node][0], port)[0] == 200, timeout=30)
-        to_rules, to_hcnp = measure_flips(lab, node, port, change, flips)
+        to_rules, to_hcnp, _ = measure_flips(lab, node, port, change, flips)
         memory = resident_mb(proc.pid)
         stop_agent(lab, proc)
         return {
@@ -533,11 +548,13 @@ def measure_store_source(
     store = ManifestStore(workdir / f"store-{node}")
     write_store(store, node, count)
     delete_table(lab, node)
-    source = ["--manifests", str(store.path)]
+    snapshot = workdir / f"snapshot-{node}"
+    snapshot.unlink(missing_ok=True)  # a cold start: nothing from an earlier size
+    source = ["--manifests", str(store.path), "--snapshot-file", str(snapshot)]
     proc, startup, full = start_agent(lab, node, source, f"agent-{node}-{count}.log")
     address = NODES[node][0]
     wait_for(lambda: http_get(lab.ns("client"), address, HCNP)[0] == 200, timeout=30)
-    to_rules, to_hcnp = measure_flips(lab, node, HCNP, store_change(store, node), flips)
+    to_rules, to_hcnp, writes = measure_flips(lab, node, HCNP, store_change(store, node), flips)
     result: dict[str, Any] = {
         "services": count,
         "nft_rules_programmed": metric(lab, node, "nodeport_lb_rules_programmed"),
@@ -545,6 +562,10 @@ def measure_store_source(
         "cold_start_to_rules_applied_seconds": round(startup, 3),
         "endpoint_change_to_rules_applied_ms": percentiles(to_rules),
         "endpoint_change_to_hcnp_flip_ms": percentiles(to_hcnp),
+        # not targets, to read the two above: the store write's own time (fsync included),
+        # and change → rules applied from the end of that write
+        "store_write_ms": percentiles(writes),
+        "endpoint_change_to_rules_applied_after_write_ms": after_write(to_rules, writes),
         **resident_mb(proc.pid),
         "samples_ms": {"to_rules": rounded(to_rules), "to_hcnp": rounded(to_hcnp)},
     }
@@ -622,6 +643,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     # a TERM (timeout, kill) unwinds like an error: the namespaces and processes are removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    compileall.compile_dir(str(REPO / "src" / "nodeport_lb"), quiet=1)
     workdir = Path(tempfile.mkdtemp(prefix="nplb-bench-"))
     lab = Lab(workdir)
     load_before = load_average()
