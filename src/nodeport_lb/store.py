@@ -376,22 +376,24 @@ class IncrementalStoreReader:
         # was 5 MB at 10,000 Services)
         self._files_of_key: dict[ObjectKey, tuple[str, ...]] = {}
 
-    def export(self) -> tuple[dict, dict, dict, dict]:
+    def export(self) -> tuple[dict, dict, dict]:
         """What the reader knows, for a snapshot: copies of its tables (their values are
-        never changed in place, so shallow copies are a consistent view)."""
-        return (
-            dict(self._signatures),
-            dict(self._text_of_file),
-            dict(self._keys_of_file),
-            dict(self._files_of_key),
-        )
+        never changed in place, so shallow copies are a consistent view); which files hold
+        an object is not kept but made again by ``restore``."""
+        return dict(self._signatures), dict(self._text_of_file), dict(self._keys_of_file)
 
-    def restore(self, exported: tuple[dict, dict, dict, dict]) -> None:
-        """Start from what ``export`` gave: the next refresh reads only the files whose
-        signature differs from what was exported (or that are new, or gone)."""
-        self._signatures, self._text_of_file, self._keys_of_file, self._files_of_key = (
-            dict(table) for table in exported
-        )
+    def restore(self, exported: tuple[dict, dict, dict]) -> None:
+        """Start from what ``export`` gave (its tables are taken over, not copied): the next
+        refresh reads only the files whose signature differs from what was exported (or that
+        are new, or gone)."""
+        self._signatures, self._text_of_file, self._keys_of_file = exported
+        keys_of_file = self._keys_of_file
+        files_of_key: dict[ObjectKey, tuple[str, ...]] = {}
+        for path in sorted(keys_of_file):
+            for key in keys_of_file[path]:
+                files = files_of_key.get(key)
+                files_of_key[key] = (path,) if files is None else (*files, path)
+        self._files_of_key = files_of_key
 
     def objects(self) -> dict[ObjectKey, dict[str, Any]]:
         parsed: dict[str, dict[ObjectKey, dict[str, Any]]] = {}

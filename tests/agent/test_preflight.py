@@ -40,8 +40,9 @@ def fake_proc(
 
 
 def fake_nft(tmp_path: Path, tables: str) -> str:
+    """``nft list table FAMILY NAME`` on a node with ``tables`` ("table ip kube-proxy\\n")."""
     script = tmp_path / "nft"
-    script.write_text(f"#!/bin/sh\nprintf '{tables}'\n")
+    script.write_text(f"#!/bin/sh\nprintf '{tables}' | grep -x \"table $3 $4\"\n")
     script.chmod(0o755)
     return str(script)
 
@@ -78,6 +79,7 @@ def test_kube_proxys_process_table_and_port_each_make_a_companion(tmp_path: Path
     found = signs(tmp_path, proc, "table ip kube-proxy\\ntable ip6 kube-proxy\\n")
     assert "a kube-proxy process is running (pid 77)" in found
     assert "kube-proxy's nftables table is present (table ip kube-proxy)" in found
+    assert "kube-proxy's nftables table is present (table ip6 kube-proxy)" in found
     assert "port 10256 (kube-proxy's /healthz) is held by kube-proxy (pid 77)" in found
     assert recommended_mode(found) == COMPANION
 

@@ -197,8 +197,8 @@ class Dataplane:
     def adopt(self, exported: dict) -> None:
         """Take what ``export`` gave as the table's content (the caller checked that the
         table's generation is the exported one): later syncs change it from there."""
-        self.applied = dict(exported["applied"])
-        self.set_aside = dict(exported["set_aside"])
+        self.applied = exported["applied"]
+        self.set_aside = exported["set_aside"]
         self.generation = int(exported["generation"])
         self._own_rules = sum(_rule_count(r) for r in self.applied.values())
         self.need_full_sync = False

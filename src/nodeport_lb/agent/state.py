@@ -186,14 +186,15 @@ class ClusterState:
         }
 
     def restore(self, exported: Mapping[str, Any]) -> None:
-        """Start from what ``export`` gave (a state with nothing applied yet)."""
-        self.services = dict(exported["services"])
-        self._raw_services = dict(exported["fingerprints"])
-        self.slices = dict(exported["slices"])
+        """Start from what ``export`` gave (a state with nothing applied yet); its tables
+        are taken over, not copied."""
+        self.services = exported["services"]
+        self._raw_services = exported["fingerprints"]
+        self.slices = exported["slices"]
         self.node = exported["node"]
-        self.rules = dict(exported["rules"])
-        self._ages = dict(exported["ages"])
-        self.blocked = dict(exported["blocked"])
+        self.rules = exported["rules"]
+        self._ages = exported["ages"]
+        self.blocked = exported["blocked"]
         self._slices_of_service = {}
         for slice_key, parsed in self.slices.items():
             service_key = f"{parsed.namespace}/{parsed.service_name}"
