@@ -336,4 +336,9 @@ class Dataplane:
 
 
 def _rule_count(rules: ServiceRules) -> int:
-    return sum(len(chain) for chain in rules.chains().values())
+    """The rules of ``rules.chains()``, without making that dict (most ports own no chain:
+    a full sync at 10,000 Services counted 20,000 of them)."""
+    return sum(
+        len(port.rules) + sum(len(chain) for chain in port.extra_chains.values())
+        for port in rules.ports
+    )
