@@ -189,3 +189,20 @@ def plot_lab_failover(result: dict, out: Path) -> list[Path]:
     ax.legend(fontsize=8)
     fig.suptitle(_load_note(result), fontsize=8)
     return [_save(fig, out / "lab_failover.png")]
+
+
+def plot_site_noop(result: dict, out: Path) -> list[Path]:
+    tasks = list(reversed(result["slowest_tasks"]))
+    fig, (runs, slowest) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 3]})
+    labels = ["ping all"] + [f"no-op {i + 1}" for i in range(len(result["noop_runs_s"]))]
+    runs.bar(labels, [result["baseline_ping_all_s"], *result["noop_runs_s"]], color="C0")
+    runs.axhline(result["target_noop_s"], color="grey", ls="--", lw=1, label="target")
+    runs.set(ylabel="seconds", title="site.yml with nothing to change")
+    runs.legend(fontsize=8)
+    slowest.barh(
+        [f"{t['task'][:60]} ({t['hosts']})" for t in tasks], [t["slowest_s"] for t in tasks]
+    )
+    slowest.set(xlabel="seconds (slowest host)", title="the slowest tasks of the last run")
+    slowest.tick_params(axis="y", labelsize=7)
+    fig.suptitle(_load_note(result), fontsize=8)
+    return [_save(fig, out / "site_noop.png")]

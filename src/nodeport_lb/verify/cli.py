@@ -58,7 +58,12 @@ def register(subparsers: Any) -> None:
     verify.add_argument("-i", "--inventory", help=INVENTORY_HELP)
     verify.add_argument("--junit-xml", type=Path, help="also write the results as JUnit XML")
     verify.add_argument(
-        "-n", "--workers", default="4", help="parallel workers (pytest-xdist; 0: none)"
+        "-n",
+        "--workers",
+        default="0",
+        help="parallel pytest-xdist workers (default 0: none). Every host keeps one SSH "
+        "connection for the whole run, so one process is the fastest up to a few dozen hosts "
+        "(a worker costs more to start than it saves); try -n 4 on larger inventories",
     )
     verify.add_argument("-k", dest="keyword", help="only checks matching this pytest -k EXPR")
     verify.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")

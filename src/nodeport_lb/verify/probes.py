@@ -6,11 +6,17 @@ are used: Python 3 (Ansible needs it), bash, curl on clients, ip, nft.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import ipaddress
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import testinfra
@@ -40,10 +46,38 @@ class Target:
     address: str
 
 
+@functools.cache
+def ssh_config() -> str:
+    """An ssh config that gives testinfra's connections a socket to share, so that each host
+    gets one SSH connection for the run instead of a handshake per command (0.2 s against
+    0.04 s on the lab). testinfra asks for ControlMaster but leaves the socket's path to
+    ssh's own config, where there is usually none; this one names it and then includes the
+    user's and the system's config. The masters are told to exit when the process ends."""
+    directory = Path(tempfile.mkdtemp(prefix="nplb-ssh-"))  # short: a socket path is ~100 bytes
+    config = directory / "config"
+    config.write_text(
+        f"ControlPath {directory}/%C\nInclude ~/.ssh/config\nInclude /etc/ssh/ssh_config\n"
+    )
+    atexit.register(_close_ssh_masters, directory)
+    return str(config)
+
+
+def _close_ssh_masters(directory: Path) -> None:
+    for path in directory.iterdir():
+        if path.is_socket():
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={path}", "-O", "exit", "nodeport-lb-verify"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def target(inventory: Inventory, name: str) -> Target:
     if name == "localhost" and name not in inventory.hostvars:
         return Target(name, testinfra.get_host("local://"), "127.0.0.1")
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"ssh_config": ssh_config()}
     if inventory.sources:
         options["ansible_inventory"] = inventory.sources[0]
     vars_ = inventory.vars_of(name)
