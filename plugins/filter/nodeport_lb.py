@@ -24,6 +24,7 @@ from nodeport_lb.loadbalancer import (
 )
 from nodeport_lb.node_proxy import agent_arguments, load_balancer_peers
 from nodeport_lb.services import AppliedService
+from nodeport_lb.wheelhouse import targets_of
 
 
 def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> dict[str, Any]:
@@ -83,6 +84,14 @@ def missing_packages(dpkg_query_lines: Any, wanted: Any) -> list[str]:
     return [package for package in wanted if package not in installed]
 
 
+def wheel_targets(facts: Any) -> list[str]:
+    """The distinct PYTHON_VERSION/ARCH of some hosts' facts, for the agent's wheelhouse."""
+    try:
+        return targets_of(facts)
+    except (KeyError, TypeError) as error:
+        raise AnsibleFilterError(f"a node's facts lack python.version or architecture: {error}")
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -93,4 +102,5 @@ class FilterModule:
             "nodeport_lb_applied_services": applied_services,
             "nodeport_lb_return_path_peers": return_path_peers,
             "nodeport_lb_missing_packages": missing_packages,
+            "nodeport_lb_wheel_targets": wheel_targets,
         }

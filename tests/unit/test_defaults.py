@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nodeport_lb import defaults
+from nodeport_lb import defaults, wheelhouse
 from nodeport_lb.lab import hosts
 from nodeport_lb.lab import kube_proxy as stand_in
 from nodeport_lb.model import NodePortRange
@@ -26,6 +26,7 @@ ROLE_DEFAULTS = [
     ("node_proxy", "nodeport_lb_agent_check_port", defaults.AGENT_CHECK_PORT),
     ("node_proxy", "nodeport_lb_service_node_port_range", defaults.DEFAULT_NODE_PORT_RANGE),
     ("services", "nodeport_lb_service_node_port_range", defaults.DEFAULT_NODE_PORT_RANGE),
+    ("node_proxy", "nodeport_lb_node_proxy_platforms", list(wheelhouse.DEFAULT_PLATFORMS)),
 ]
 
 
