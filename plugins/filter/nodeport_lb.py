@@ -89,7 +89,8 @@ def wheel_targets(facts: Any) -> list[str]:
     try:
         return targets_of(facts)
     except (KeyError, TypeError) as error:
-        raise AnsibleFilterError(f"a node's facts lack python.version or architecture: {error}")
+        message = f"a node's facts lack python.version or architecture: {error}"
+        raise AnsibleFilterError(message) from None
 
 
 class FilterModule:
