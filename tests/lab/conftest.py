@@ -100,7 +100,12 @@ def _processes(lab_netns: frozenset[int]) -> Iterator[tuple[int, str]]:
 def lab_leftovers(before: MachineSnapshot, netns_inodes: frozenset[int]) -> dict[str, list[Any]]:
     """New things since ``before`` that belong to the lab (other work may run on this machine:
     only the lab's names, paths and processes count)."""
-    new = MachineSnapshot.take(netns_inodes).new_since(before)
+    # a namespace number is reused once the lab's namespace is gone: one that another
+    # test's named namespace holds now is not the lab's
+    others = frozenset(
+        p.stat().st_ino for p in Path("/run/netns").glob("*") if not p.name.startswith("nplb-")
+    )
+    new = MachineSnapshot.take(netns_inodes - others).new_since(before)
     return {
         "netns": [n for n in new["netns"] if n.startswith("nplb-")],
         "mounts": [m for m in new["mounts"] if "nodeport-lb" in m or "/run/netns/nplb-" in m],
