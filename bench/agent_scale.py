@@ -35,7 +35,6 @@ usage: sudo .venv/bin/python bench/agent_scale.py [--sizes 1000,10000,50000] [--
 
 from __future__ import annotations
 
-import argparse
 import compileall
 import cProfile
 import json
@@ -57,7 +56,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import load_average, percentiles, write_outputs  # noqa: E402
+from bench.common import argument_parser, load_average, percentiles, write_outputs  # noqa: E402
 from nodeport_lb.store import ManifestStore, atomic_write_text  # noqa: E402
 from tests.support.netlib import (  # noqa: E402
     Lab,
@@ -627,18 +626,13 @@ def targets_side_by_side(at_10000: dict) -> list[dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("usage:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser(__doc__, "write JSON and PNGs here")
     parser.add_argument(
         "--sizes", default="1000,10000,50000", help="Service counts, comma-separated"
     )
     parser.add_argument("--flips", type=int, default=40, help="endpoint changes per size")
     parser.add_argument("--samples", type=int, default=1000, help="first-packet connects")
     parser.add_argument("--no-api", action="store_true", help="skip the Kubernetes API source")
-    parser.add_argument("--plot", metavar="DIR", type=Path, help="write JSON and PNGs here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     # a TERM (timeout, kill) unwinds like an error: the namespaces and processes are removed

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+
+def argument_parser(
+    doc: str, plot_help: str = "write JSON and a PNG here"
+) -> argparse.ArgumentParser:
+    """A bench's command line from its docstring (first paragraph: what it measures; from
+    "usage:" on: how to run it), with the --plot DIR every bench takes."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0],
+        epilog=doc.split("usage:")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--plot", metavar="DIR", type=Path, help=plot_help)
+    return parser
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -42,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import load_average, write_outputs  # noqa: E402
+from bench.common import argument_parser, load_average, write_outputs  # noqa: E402
 from nodeport_lb.agent.rules import TABLE  # noqa: E402
 from tests.support.netlib import Lab, agent_cmd, http_get, wait_for  # noqa: E402
 from tests.support.objects import endpoint, endpoint_slice, service  # noqa: E402
@@ -272,16 +272,11 @@ def measure(lab: Lab, args: argparse.Namespace, haproxy_pid: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("usage:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--plot", metavar="DIR", type=Path, help="write JSON and a PNG here")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("haproxy"):
         print(

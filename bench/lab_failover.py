@@ -22,7 +22,6 @@ usage: sudo flock /tmp/nplb-lab.lock .venv/bin/python bench/lab_failover.py [--p
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -33,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import load_average, write_outputs  # noqa: E402
+from bench.common import argument_parser, load_average, write_outputs  # noqa: E402
 
 
 def timeline(requests: list[list[float | bool]], bin_s: float = 0.1) -> list[dict]:
@@ -46,12 +45,7 @@ def timeline(requests: list[list[float | bool]], bin_s: float = 0.1) -> list[dic
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("usage:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--plot", metavar="DIR", type=Path, help="write JSON and a PNG here")
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="nodeport-lb-bench-") as scratch:

@@ -15,7 +15,6 @@ usage: sudo flock /tmp/nplb-lab.lock .venv/bin/python bench/site_noop.py [--runs
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import load_average, write_outputs  # noqa: E402
+from bench.common import argument_parser, load_average, write_outputs  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TOP_TASKS = 15
@@ -89,13 +88,8 @@ def task_times(junit_dir: Path) -> list[dict[str, Any]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("usage:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=3, help="timed no-op runs (default 3)")
-    parser.add_argument("--plot", metavar="DIR", type=Path, help="write JSON and a PNG here")
     args = parser.parse_args()
     load_before = load_average()
 
