@@ -139,7 +139,11 @@ class Wheelhouse:
             return wheel.name, False
         assert project_dir is not None
         if not (project_dir / "pyproject.toml").is_file():
-            raise WheelhouseError(f"no nodeport-lb source tree at {project_dir}")
+            raise WheelhouseError(
+                f"no agent wheel given and no nodeport-lb source tree at {project_dir}: install "
+                "the collection built by `make collection` (it ships the wheel), or point "
+                "nodeport_lb_node_proxy_project_dir at a nodeport-lb checkout"
+            )
         digest = source_digest(project_dir)
         known = self.state.get("agent")
         if known and known["source"] == digest and (self.directory / known["wheel"]).is_file():
@@ -163,12 +167,10 @@ class Wheelhouse:
         return built[0].name, True
 
     def dependencies(
-        self, agent: str, extras: str, target: Target, platforms: Sequence[str]
+        self, agent: str, agent_digest: str, extras: str, target: Target, platforms: Sequence[str]
     ) -> tuple[list[str], bool]:
         """The dependency wheels of the agent for one target, and whether pip ran for them."""
-        key = "|".join(
-            [file_digest(self.directory / agent), extras, str(target), ",".join(platforms)]
-        )
+        key = "|".join([agent_digest, extras, str(target), ",".join(platforms)])
         known = self.state["dependencies"].get(key)
         if known is not None and all((self.directory / name).is_file() for name in known):
             return known, False
@@ -234,9 +236,10 @@ def fill(
             raise WheelhouseError(f"platform {platform!r} is not like manylinux_2_28")
     house = Wheelhouse(directory, pip)
     agent, built = house.agent_wheel(wheel=wheel, project_dir=project_dir)
+    agent_digest = file_digest(directory / agent)
     wheels, fetched = [agent], []
     for target in sorted(set(targets)):
-        names, ran = house.dependencies(agent, extras, target, platforms)
+        names, ran = house.dependencies(agent, agent_digest, extras, target, platforms)
         wheels += names
         if ran:
             fetched.append(str(target))

@@ -163,3 +163,10 @@ def test_the_command_line_prints_the_result(
     argv = ["--wheelhouse", str(tmp_path / "wh"), "--wheel", str(agent), "--target", "3.11/x86_64"]
     assert wheelhouse.main(argv) == 0
     assert json.loads(capsys.readouterr().out)["version"] == "9.1"
+
+
+def test_no_wheel_and_no_source_tree_names_both_fixes(tmp_path: Path) -> None:
+    with pytest.raises(WheelhouseError) as refused:
+        fill(tmp_path / "wh", targets=[X86], project_dir=tmp_path / "not-a-checkout")
+    assert "make collection" in str(refused.value)
+    assert "nodeport_lb_node_proxy_project_dir" in str(refused.value)
