@@ -59,6 +59,8 @@ def restart(seed: SeedLab, node: str, while_stopped=lambda: None) -> str:
     seed.start_agent(node)
     synced = ("kubeproxy_sync_proxy_rules_last_timestamp_seconds", frozenset())
     wait_for(lambda: scrape_metrics(seed.ns(node)).get(synced, 0) > 0, timeout=15)
+    # the hcnp listener opens just after the first sync: started means answering (200 or 503)
+    wait_for(lambda: hcnp(seed, node) in (200, 503))
     return log_text(seed, node)[mark:]
 
 
