@@ -401,6 +401,24 @@ def read_generation(listing: str) -> int | None:
     return int(found.group(1), 0) if found else None
 
 
+@dataclass
+class _TableContent:
+    """What some Services put in the table, gathered: either side of a partial update."""
+
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sets: dict[str, int] = field(default_factory=dict)
+    elements: dict[tuple[str, int], str] = field(default_factory=dict)  # verdict map
+    endpoints: dict[tuple[str, str], str] = field(default_factory=dict)  # endpoint slots
+    empty: set[str] = field(default_factory=set)  # no-endpoints set
+
+    def add(self, service: ServiceRules) -> None:
+        self.chains.update(service.chains())
+        self.sets.update(service.sets())
+        self.elements.update(service.map_elements())
+        self.endpoints.update(service.endpoint_elements())
+        self.empty |= service.no_endpoint_ports()
+
+
 def partial_update(
     old: Mapping[str, ServiceRules], new: Mapping[str, ServiceRules], keys: Iterable[str]
 ) -> str:
@@ -409,73 +427,56 @@ def partial_update(
     Order matters inside the transaction: create before use, and drop references (map elements,
     flushed rules) before deleting what they pointed at.
     """
-    old_chains: dict[str, tuple[str, ...]] = {}
-    new_chains: dict[str, tuple[str, ...]] = {}
-    old_sets: dict[str, int] = {}
-    new_sets: dict[str, int] = {}
-    old_elements: dict[tuple[str, int], str] = {}
-    new_elements: dict[tuple[str, int], str] = {}
-    old_endpoints: dict[tuple[str, str], str] = {}
-    new_endpoints: dict[tuple[str, str], str] = {}
-    old_empty: set[str] = set()
-    new_empty: set[str] = set()
+    before, after = _TableContent(), _TableContent()
     for key in keys:
         if key in old:
-            old_chains.update(old[key].chains())
-            old_sets.update(old[key].sets())
-            old_elements.update(old[key].map_elements())
-            old_endpoints.update(old[key].endpoint_elements())
-            old_empty |= old[key].no_endpoint_ports()
+            before.add(old[key])
         if key in new:
-            new_chains.update(new[key].chains())
-            new_sets.update(new[key].sets())
-            new_elements.update(new[key].map_elements())
-            new_endpoints.update(new[key].endpoint_elements())
-            new_empty |= new[key].no_endpoint_ports()
+            after.add(new[key])
     out: list[str] = []
     # endpoint slots and the no-endpoints set are plain data: replaced in place, nothing refers
     # to one by name, and the kernel has no verdict to check again (a change of endpoints,
     # their number included, is only this at any number of Services)
     stale: dict[str, list[str]] = {}
     fresh: dict[str, list[str]] = {}
-    for (name, k), v in old_endpoints.items():
-        if new_endpoints.get((name, k)) != v:
+    for (name, k), v in before.endpoints.items():
+        if after.endpoints.get((name, k)) != v:
             stale.setdefault(name, []).append(k)
-    for (name, k), v in new_endpoints.items():
-        if old_endpoints.get((name, k)) != v:
+    for (name, k), v in after.endpoints.items():
+        if before.endpoints.get((name, k)) != v:
             fresh.setdefault(name, []).append(f"{k} : {v}")
     out += [
         f"delete element {TABLE} {name} {{ {', '.join(keys)} }}" for name, keys in stale.items()
     ]
-    if refilled := ", ".join(sorted(old_empty - new_empty)):
+    if refilled := ", ".join(sorted(before.empty - after.empty)):
         out.append(f"delete element {TABLE} {NO_ENDPOINTS_SET} {{ {refilled} }}")
     out += [f"add element {TABLE} {name} {{ {', '.join(items)} }}" for name, items in fresh.items()]
-    if now_empty := ", ".join(sorted(new_empty - old_empty)):
+    if now_empty := ", ".join(sorted(after.empty - before.empty)):
         out.append(f"add element {TABLE} {NO_ENDPOINTS_SET} {{ {now_empty} }}")
     out += [
         f"add set {TABLE} {name} {{ {_set_declaration(t)} }}"
-        for name, t in new_sets.items()
-        if name not in old_sets
+        for name, t in after.sets.items()
+        if name not in before.sets
     ]
-    out += [f"add chain {TABLE} {name}" for name in new_chains if name not in old_chains]
+    out += [f"add chain {TABLE} {name}" for name in after.chains if name not in before.chains]
     out += [
         f"delete element {TABLE} {NODEPORT_MAP} {{ {proto} . {port} }}"
-        for (proto, port), chain in old_elements.items()
-        if new_elements.get((proto, port)) != chain
+        for (proto, port), chain in before.elements.items()
+        if after.elements.get((proto, port)) != chain
     ]
-    for name, rules in new_chains.items():
-        if old_chains.get(name) == rules:
+    for name, rules in after.chains.items():
+        if before.chains.get(name) == rules:
             continue
-        if name in old_chains:
+        if name in before.chains:
             out.append(f"flush chain {TABLE} {name}")
         out += [f"add rule {TABLE} {name} {rule}" for rule in rules]
     out += [
         f"add element {TABLE} {NODEPORT_MAP} {{ {proto} . {port} : goto {chain} }}"
-        for (proto, port), chain in new_elements.items()
-        if old_elements.get((proto, port)) != chain
+        for (proto, port), chain in after.elements.items()
+        if before.elements.get((proto, port)) != chain
     ]
-    gone = [name for name in old_chains if name not in new_chains]
+    gone = [name for name in before.chains if name not in after.chains]
     out += [f"flush chain {TABLE} {name}" for name in gone]
     out += [f"delete chain {TABLE} {name}" for name in gone]
-    out += [f"delete set {TABLE} {name}" for name in old_sets if name not in new_sets]
+    out += [f"delete set {TABLE} {name}" for name in before.sets if name not in after.sets]
     return "\n".join(out) + "\n" if out else ""
