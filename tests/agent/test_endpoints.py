@@ -1,4 +1,9 @@
+import pickle
+from dataclasses import dataclass
+
 from nodeport_lb.agent.endpoints import (
+    Endpoint,
+    PickledAsCall,
     endpoints_for_port,
     local_ready_count,
     parse_endpoint_slice,
@@ -59,3 +64,19 @@ def test_local_count_is_ready_endpoints_of_this_node_deduplicated_by_ip() -> Non
     assert local_ready_count(eps, "n1") == 1
     assert local_ready_count(eps, "n2") == 1
     assert local_ready_count(eps, "n3") == 0
+
+
+@dataclass(frozen=True, slots=True)
+class _OneField(PickledAsCall):
+    name: str
+
+
+def test_pickled_as_a_call_of_the_class_with_the_fields_in_order() -> None:
+    ep = Endpoint("10.0.0.1", 8080, "n1", True, True, False)
+    assert ep.__reduce__() == (Endpoint, ("10.0.0.1", 8080, "n1", True, True, False))
+    assert pickle.loads(pickle.dumps(ep)) == ep
+    parsed = slice_of(endpoint("10.0.0.1", "n1"), endpoint("10.0.0.2", "n2", ready=False))
+    assert pickle.loads(pickle.dumps(parsed)) == parsed
+    # one field: still a tuple of arguments
+    assert _OneField("a").__reduce__() == (_OneField, ("a",))
+    assert pickle.loads(pickle.dumps(_OneField("a"))) == _OneField("a")
