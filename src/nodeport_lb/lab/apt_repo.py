@@ -13,7 +13,6 @@ state, ended by `lab down`); the hosts' only apt source is that server.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import gzip
@@ -22,7 +21,6 @@ import http.server
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,15 +31,7 @@ from nodeport_lb import defaults
 from nodeport_lb.lab import layout
 from nodeport_lb.lab.rootfs import CACHE_DIR, SUITE
 from nodeport_lb.lab.state import STATE_DIR
-from nodeport_lb.lab.system import (
-    LabError,
-    pids_with,
-    process_alive,
-    run,
-    start_lab_command,
-    stop_process,
-    wait_for,
-)
+from nodeport_lb.lab.system import LabDaemon, LabError, run
 
 # what the lab itself installs on its hosts from the repository: the test clients' tools, and
 # what the kube-proxy stand-in runs on (a real kube-proxy brings nft in its image)
@@ -61,9 +51,8 @@ PACKAGES = tuple(
 )
 # Bump when the way the repository is made changes, so cached ones are rebuilt.
 RECIPE_VERSION = "1"
-SERVER_MARKER = "nodeport_lb lab package-server"
 SERVER_LOG = STATE_DIR / "package-server.log"
-SERVER_READY_TIMEOUT = 10.0
+PACKAGE_SERVER = LabDaemon("package server", "package-server", SERVER_LOG)
 
 
 def repo_key(base: Path, packages: tuple[str, ...] = PACKAGES) -> str:
@@ -158,32 +147,8 @@ def package_names(directory: Path) -> set[str]:
 
 def start_server(directory: Path) -> int:
     """Serve ``directory`` on the controller's lab address in the background; return its PID."""
-    process = start_lab_command(["package-server", "--directory", str(directory)], SERVER_LOG)
     address = (layout.CONTROLLER_ADDRESS, layout.PACKAGE_REPO_PORT)
-    if not wait_for(lambda: process.poll() is not None or _answers(address), SERVER_READY_TIMEOUT):
-        process.kill()
-        raise LabError(f"the package server did not listen within {SERVER_READY_TIMEOUT:.0f}s")
-    if process.poll() is not None:
-        raise LabError(f"the package server exited at once (see {SERVER_LOG})")
-    return process.pid
-
-
-def _answers(address: tuple[str, int]) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(address, timeout=0.5):
-        return True
-    return False
-
-
-def stop_server(pid: int | None) -> None:
-    stop_process(pid, SERVER_MARKER, timeout=5.0)
-
-
-def server_running(pid: int | None) -> bool:
-    return process_alive(pid, SERVER_MARKER)
-
-
-def leftover_server_pids() -> list[int]:
-    return pids_with(SERVER_MARKER)
+    return PACKAGE_SERVER.start("--directory", str(directory), listens_on=address)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

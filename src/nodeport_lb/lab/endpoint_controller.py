@@ -16,18 +16,12 @@ from pathlib import Path
 
 from nodeport_lb.lab import endpoints
 from nodeport_lb.lab.state import STATE_DIR, STATE_FILE, LabState, lab_lock
-from nodeport_lb.lab.system import (
-    LabError,
-    pids_with,
-    process_alive,
-    start_lab_command,
-    stop_process,
-)
+from nodeport_lb.lab.system import LabDaemon
 from nodeport_lb.store import ManifestStore
 
 POLL_INTERVAL = 0.1
-MARKER = "nodeport_lb lab endpoint-controller"
 LOG_FILE = STATE_DIR / "endpoint-controller.log"
+DAEMON = LabDaemon("endpoint controller", "endpoint-controller", LOG_FILE)
 
 
 def _mtime(path: Path) -> int:
@@ -61,20 +55,4 @@ def run(store_path: Path) -> int:
 
 
 def start(store_path: Path) -> int:
-    process = start_lab_command(["endpoint-controller", "--store", str(store_path)], LOG_FILE)
-    time.sleep(0.05)
-    if process.poll() is not None:
-        raise LabError(f"the endpoint controller exited at once (see {LOG_FILE})")
-    return process.pid
-
-
-def stop(pid: int | None) -> None:
-    stop_process(pid, MARKER, timeout=5.0)
-
-
-def is_running(pid: int | None) -> bool:
-    return process_alive(pid, MARKER)
-
-
-def leftover_pids() -> list[int]:
-    return pids_with(MARKER)
+    return DAEMON.start("--store", str(store_path))

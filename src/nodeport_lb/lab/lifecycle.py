@@ -109,10 +109,10 @@ def _resume(state: LabState) -> None:
     for host in state.hosts:
         if not hosts.is_running(host.nspawn_pid, host.name):
             _start_host_locked(state, host)
-    if not endpoint_controller.is_running(state.endpoint_controller_pid):
+    if not endpoint_controller.DAEMON.is_running(state.endpoint_controller_pid):
         state.endpoint_controller_pid = endpoint_controller.start(Path(state.store_path))
         state.save()
-    if state.package_repo and not apt_repo.server_running(state.package_server_pid):
+    if state.package_repo and not apt_repo.PACKAGE_SERVER.is_running(state.package_server_pid):
         state.package_server_pid = apt_repo.start_server(Path(state.package_repo))
         state.save()
 
@@ -232,14 +232,11 @@ def _down_locked() -> list[str]:
     """Remove everything the lab made, from the state file and by scanning for leftovers."""
     removed: list[str] = []
     state = LabState.load()
-    for pid in {state.endpoint_controller_pid, *endpoint_controller.leftover_pids()} - {None}:
-        if endpoint_controller.is_running(pid):
-            endpoint_controller.stop(pid)
-            removed.append(f"endpoint controller {pid}")
-    for pid in {state.package_server_pid, *apt_repo.leftover_server_pids()} - {None}:
-        if apt_repo.server_running(pid):
-            apt_repo.stop_server(pid)
-            removed.append(f"package server {pid}")
+    for daemon, pid in (
+        (endpoint_controller.DAEMON, state.endpoint_controller_pid),
+        (apt_repo.PACKAGE_SERVER, state.package_server_pid),
+    ):
+        removed += [f"{daemon.name} {stopped}" for stopped in daemon.stop_all(pid)]
     # pods first: their processes run on this machine
     for pod in state.pods:
         pods.kill_pod_process(pod)
@@ -376,7 +373,7 @@ def status_table(state: LabState | None = None) -> str:
         )
     lines += ["", f"store: {state.store_path}   inventory: {state.inventory_path}"]
     if state.package_repo:
-        serving = apt_repo.server_running(state.package_server_pid)
+        serving = apt_repo.PACKAGE_SERVER.is_running(state.package_server_pid)
         lines.append(
             f"packages: {layout.PACKAGE_REPO_URL} ({'serving' if serving else 'NOT serving'} "
             f"{state.package_repo})"

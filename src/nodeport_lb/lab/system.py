@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -115,6 +118,55 @@ def start_lab_command(args: Sequence[str], log_file: Path) -> subprocess.Popen[b
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@dataclass(frozen=True)
+class LabDaemon:
+    """One of the lab's background daemons: `nodeport-lb lab COMMAND ...` in a session of its
+    own, known by its command line, so `lab down` finds it where its PID was not recorded."""
+
+    name: str  # for messages: "package server"
+    command: str  # its `nodeport-lb lab` sub-command
+    log_file: Path
+    ready_timeout: float = 10.0  # for one that listens
+
+    @property
+    def marker(self) -> str:
+        return f"nodeport_lb lab {self.command}"
+
+    def start(self, *args: str, listens_on: tuple[str, int] | None = None) -> int:
+        """Start it with ``args``; its PID once it runs and, with ``listens_on``, accepts
+        connections there (else LabError, it is killed)."""
+        process = start_lab_command([self.command, *args], self.log_file)
+        if listens_on is None:
+            time.sleep(0.05)  # long enough for a bad argument or a failed import to end it
+        elif not wait_for(
+            lambda: process.poll() is not None or _answers(listens_on), self.ready_timeout
+        ):
+            process.kill()
+            raise LabError(f"the {self.name} did not listen within {self.ready_timeout:.0f}s")
+        if process.poll() is not None:
+            raise LabError(f"the {self.name} exited at once (see {self.log_file})")
+        return process.pid
+
+    def is_running(self, pid: int | None) -> bool:
+        return process_alive(pid, self.marker)
+
+    def stop_all(self, recorded_pid: int | None) -> list[int]:
+        """Stop the one whose PID was recorded and any left over by a run that could not
+        record it; the PIDs stopped."""
+        stopped: list[int] = []
+        for pid in {recorded_pid, *pids_with(self.marker)}:
+            if pid is not None and self.is_running(pid):
+                stop_process(pid, self.marker, timeout=5.0)
+                stopped.append(pid)
+        return stopped
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(address, timeout=0.5):
+        return True
+    return False
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
