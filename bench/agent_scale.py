@@ -401,7 +401,7 @@ def profile_change_path(store_path: Path, node: str, changes: int) -> dict:
         t = clock()
         for part in reader.refresh_in_parts(StoreSource.PART_FILES):
             t1 = clock()
-            agent.state.apply(part.upserts, part.deletes)
+            agent.state.apply(part)
             read, apply, t = read + t1 - t, apply + clock() - t1, clock()
     t2 = clock()
     agent.dataplane.sync(agent.state.rules, None)
@@ -433,7 +433,7 @@ def profile_change_path(store_path: Path, node: str, changes: int) -> dict:
         s1 = clock()
         update = reader.refresh({store_path / n for n in names})
         s2 = clock()
-        result = agent.state.apply(update.upserts, update.deletes)
+        result = agent.state.apply(update)
         s3 = clock()
         agent.dataplane.sync(agent.state.rules, result.dirty)
         s4 = clock()

@@ -334,15 +334,24 @@ FileSignature = tuple[int, int, int]  # (inode, size, mtime_ns): changes wheneve
 
 
 @dataclass
-class StoreChanges:
-    """What one ``IncrementalStoreReader.refresh`` found: objects added/changed and removed."""
+class Changes:
+    """Objects added or changed and objects removed, by key: what the agent's sources queue
+    and its state applies. ``origins``: where an upsert came from (a file, the API), for the
+    messages about it."""
 
-    upserts: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    upserts: dict[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
     deletes: set[ObjectKey] = field(default_factory=set)
-    errors: list[StoreError] = field(default_factory=list)
+    origins: dict[ObjectKey, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.upserts or self.deletes)
+
+
+@dataclass
+class StoreChanges(Changes):
+    """What one ``IncrementalStoreReader.refresh`` found: objects added/changed and removed."""
+
+    errors: list[StoreError] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:

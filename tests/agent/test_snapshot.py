@@ -77,7 +77,7 @@ def read_all(store: ManifestStore) -> tuple[IncrementalStoreReader, ClusterState
     reader = IncrementalStoreReader(store)
     state = ClusterState(CONFIG, NodePortRange())
     changes = reader.refresh()
-    state.apply(changes.upserts, changes.deletes)
+    state.apply(changes)
     return reader, state
 
 
@@ -105,7 +105,7 @@ def test_a_restored_state_reads_only_what_changed_and_equals_a_full_read(tmp_pat
     # b's Service file is as it was: only its slice is read again
     assert {k.name for k in changes.upserts} == {"b-abcde", "d", "d-abcde"}
     assert {k.name for k in changes.deletes} == {"a", "a-abcde"}
-    restored.apply(changes.upserts, changes.deletes)
+    restored.apply(changes)
 
     _, fresh = read_all(store)
     assert restored.rules == fresh.rules
@@ -116,7 +116,7 @@ def test_a_restored_state_reads_only_what_changed_and_equals_a_full_read(tmp_pat
     # and later changes go on as in an agent that never stopped
     publish(store, "c", 31001, "10.1.0.7")
     changes = restored_reader.refresh()
-    result = restored.apply(changes.upserts, changes.deletes)
+    result = restored.apply(changes)
     assert result.dirty == {"default/c"}
     (port,) = restored.rules["default/c"].ports
     assert dict(port.endpoint_elements) == {"tcp . 31001 . 0": "10.1.0.7 . 8080"}

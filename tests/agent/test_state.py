@@ -1,7 +1,7 @@
 from nodeport_lb.agent.rules import RuleConfig
 from nodeport_lb.agent.state import ClusterState
 from nodeport_lb.model import NodePortRange
-from nodeport_lb.store import object_key
+from nodeport_lb.store import Changes, object_key
 from tests.support.objects import endpoint, endpoint_slice, service
 
 
@@ -10,7 +10,7 @@ def new_state() -> ClusterState:
 
 
 def put(state: ClusterState, *objects: dict):
-    return state.apply({object_key(o): o for o in objects}, set())
+    return state.apply(Changes({object_key(o): o for o in objects}))
 
 
 def svc(name: str, node_port: int, **kwargs) -> dict:
@@ -38,7 +38,7 @@ def test_a_taken_node_port_waits_until_its_owner_leaves() -> None:
     put(state, svc("a", 31000))
     put(state, svc("b", 31000))
     assert state.rules["default/b"].ports == ()
-    state.apply({}, {object_key(svc("a", 31000))})
+    state.apply(Changes(deletes={object_key(svc("a", 31000))}))
     assert "default/a" not in state.rules
     assert state.rules["default/b"].ports[0].node_port == 31000
 

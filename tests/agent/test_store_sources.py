@@ -4,7 +4,7 @@ from pathlib import Path
 
 from nodeport_lb.agent.metrics import AgentMetrics
 from nodeport_lb.agent.sources import ChangeQueue, StoreSource
-from nodeport_lb.store import IncrementalStoreReader, ManifestStore, ObjectKey
+from nodeport_lb.store import Changes, IncrementalStoreReader, ManifestStore, ObjectKey
 from tests.support.objects import service
 
 WEB = ObjectKey("Service", "default", "web")
@@ -12,6 +12,22 @@ WEB = ObjectKey("Service", "default", "web")
 
 def svc(port: int) -> dict:
     return service("web", [{"port": 80, "nodePort": port}])
+
+
+def test_the_change_queue_merges_changes_into_one_batch_the_latest_winning() -> None:
+    other = ObjectKey("Service", "default", "other")
+    queue = ChangeQueue()
+    queue.put(Changes())  # nothing: no batch
+    assert queue.take(0) is None
+    queue.put(Changes({WEB: svc(31000)}, origins={WEB: "a.yaml"}))
+    queue.put(Changes({other: svc(31001)}))
+    queue.put(Changes(deletes={WEB}))
+    queue.put(Changes({WEB: svc(31002)}, {other}, {WEB: "b.yaml"}))
+    batch = queue.take(0)
+    assert batch is not None and batch.queued_at > 0
+    assert batch.upserts == {WEB: svc(31002)} and batch.deletes == {other}
+    assert batch.origins == {WEB: "b.yaml"}
+    assert queue.take(0) is None
 
 
 def test_incremental_reader_reparses_only_changed_files(tmp_path: Path) -> None:

@@ -260,7 +260,7 @@ class Agent:
     def _apply(self, batch: Batch) -> set[str]:
         """A batch into the state; returns the Services it changed."""
         with _collector_paused(len(batch.upserts) + len(batch.deletes) >= BULK):
-            result = self.state.apply(batch.upserts, batch.deletes, batch.origins)
+            result = self.state.apply(batch)
         self._unsynced |= result.dirty
         self._note_queued(batch, result.dirty)
         for kind in result.invalid_kinds:

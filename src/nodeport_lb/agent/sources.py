@@ -16,8 +16,8 @@ import select
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 from nodeport_lb.agent.metrics import AgentMetrics
 from nodeport_lb.store import (
     MAX_NESTING,
+    Changes,
     IncrementalStoreReader,
     ManifestError,
     ManifestStore,
@@ -40,11 +41,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Batch:
-    upserts: dict[ObjectKey, Mapping[str, Any]] = field(default_factory=dict)
-    deletes: set[ObjectKey] = field(default_factory=set)
+class Batch(Changes):
+    """The changes queued since the last ``take``."""
+
     queued_at: float = 0.0  # monotonic time of the oldest change in the batch
-    origins: dict[ObjectKey, str] = field(default_factory=dict)  # where each upsert came from
 
 
 class ChangeQueue:
@@ -55,24 +55,19 @@ class ChangeQueue:
         self._batch = Batch()
         self._pending = False
 
-    def put(
-        self,
-        upserts: Mapping[ObjectKey, Mapping[str, Any]],
-        deletes: set[ObjectKey],
-        origins: Mapping[ObjectKey, str] | None = None,
-    ) -> None:
-        if not upserts and not deletes:
+    def put(self, changes: Changes) -> None:
+        if not changes:
             return
         with self._cond:
             if not self._pending:
                 self._batch.queued_at = time.monotonic()
                 self._pending = True
-            for key, obj in upserts.items():
+            for key, obj in changes.upserts.items():
                 self._batch.deletes.discard(key)
                 self._batch.upserts[key] = obj
-                if origins and key in origins:
-                    self._batch.origins[key] = origins[key]
-            for key in deletes:
+                if key in changes.origins:
+                    self._batch.origins[key] = changes.origins[key]
+            for key in changes.deletes:
                 self._batch.upserts.pop(key, None)
                 self._batch.deletes.add(key)
             self._cond.notify_all()
@@ -271,7 +266,7 @@ class StoreSource:
 
     def _queue_changes(self, changes: StoreChanges) -> None:
         origins = {key: self.reader.origin_of(key) for key in changes.upserts}
-        self.queue.put(changes.upserts, changes.deletes, origins)
+        self.queue.put(Changes(changes.upserts, changes.deletes, origins))
 
     def _run(self) -> None:
         """Never ends while the agent runs: an unexpected error is logged, counted and the
@@ -476,7 +471,7 @@ class KubeSource:
         gone = known - set(objects)
         known.clear()
         known.update(objects)
-        self.queue.put(objects, gone, dict.fromkeys(objects, "kubernetes API"))
+        self.queue.put(Changes(objects, gone, dict.fromkeys(objects, "kubernetes API")))
         return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch(self, resource: WatchedResource, known: set[ObjectKey], version: str) -> str:
@@ -503,10 +498,10 @@ class KubeSource:
                 key = object_key(obj)
                 if kind == "DELETED":
                     known.discard(key)
-                    self.queue.put({}, {key})
+                    self.queue.put(Changes(deletes={key}))
                 else:
                     known.add(key)
-                    self.queue.put({key: obj}, set(), {key: "kubernetes API"})
+                    self.queue.put(Changes({key: obj}, origins={key: "kubernetes API"}))
         finally:
             response.release_conn()
         return version

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from nodeport_lb.agent.endpoints import InvalidEndpointSlice, SliceEndpoints, parse_endpoint_slice
 from nodeport_lb.agent.rules import RuleConfig, ServiceRules, compute_service_rules
 from nodeport_lb.model import NodePortRange, Service, with_defaults
-from nodeport_lb.store import ObjectKey
+from nodeport_lb.store import Changes, ObjectKey
 from nodeport_lb.validation import validate_service
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,12 @@ class ClusterState:
 
     # --- inputs --------------------------------------------------------------------------
 
-    def apply(
-        self,
-        upserts: Mapping[ObjectKey, Mapping[str, Any]],
-        deletes: Iterable[ObjectKey],
-        origins: Mapping[ObjectKey, str] | None = None,
-    ) -> ApplyResult:
+    def apply(self, changes: Changes) -> ApplyResult:
         result = ApplyResult()
-        origins = origins or {}
-        for key in deletes:
+        for key in changes.deletes:
             self._set(key, None, result, "")
-        for key, obj in upserts.items():
-            origin = origins.get(key, "")
+        for key, obj in changes.upserts.items():
+            origin = changes.origins.get(key, "")
             try:
                 self._set(key, obj, result, origin)
             except Exception as exc:  # one object must never stop the others
