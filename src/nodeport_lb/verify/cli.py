@@ -97,10 +97,15 @@ def _verify(args: argparse.Namespace) -> int:
     args.inventory = inventory
     with tempfile.TemporaryDirectory(prefix="nodeport-lb-verify-") as scratch:
         junit = args.junit_xml or Path(scratch) / "junit.xml"
+        # Only the plugins the suite needs (testinfra, xdist for -n): pytest's autoload would
+        # also import every other pytest plugin installed beside nodeport-lb (a second or more
+        # of start-up with a test toolkit installed) and let them change the run.
         command = [
             sys.executable,
             "-m",
             "pytest",
+            "-p",
+            "testinfra.plugin",
             str(SUITE),
             "-c",
             str(SUITE / "pytest.ini"),
@@ -113,10 +118,15 @@ def _verify(args: argparse.Namespace) -> int:
             "-q",
         ]
         if args.workers not in ("0", "1"):
-            command += ["-n", args.workers]
+            command += ["-p", "xdist.plugin", "-n", args.workers]
         if args.keyword:
             command += ["-k", args.keyword]
-        env = {**os.environ, "PATH": _path_with_our_tools(), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            **os.environ,
+            "PATH": _path_with_our_tools(),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        }
         result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if args.verbose:
             print(result.stdout + result.stderr)

@@ -12,8 +12,10 @@ failure is one line per problem: ``host: object — expected …, found …``.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
 from nodeport_lb.verify.expected import ExpectationError, expected_plan
 from nodeport_lb.verify.inventory import Inventory
-from nodeport_lb.verify.probes import Target, link_layer_address, target
+from nodeport_lb.verify.probes import Target, link_layer_address, run, target
 
 INVENTORY = pytest.StashKey[Inventory]()
 ROLES = {"node": "nodes", "lb": "lbs", "client": "clients"}
@@ -81,6 +83,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def inventory(request: pytest.FixtureRequest) -> Inventory:
     return request.config.stash[INVENTORY]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _open_connections(request: pytest.FixtureRequest, inventory: Inventory) -> None:
+    """Open the SSH connection of every host the selected checks use, all at once: each host
+    keeps one connection for the run, and its handshake would otherwise be paid in turn by the
+    first check that reaches it."""
+    names = {
+        item.callspec.params[fixture]
+        for item in request.session.items
+        for fixture in ROLES
+        if fixture in getattr(getattr(item, "callspec", None), "params", {})
+    } - {"localhost"}
+
+    def open_connection(name: str) -> None:
+        # a host that cannot be reached fails the checks that use it, in their own words
+        with contextlib.suppress(Exception):
+            run(target(inventory, name), "true")
+
+    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+        list(pool.map(open_connection, sorted(names)))
 
 
 def _target(request: pytest.FixtureRequest) -> Target:
