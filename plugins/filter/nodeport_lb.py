@@ -7,7 +7,6 @@ where the planning and validation live (and are tested directly).
     {{ {'node_name': ..., 'manifests': ...} | nodeport_lb_agent_args }}
     {{ registered_results | nodeport_lb_applied_services }}
     {{ groups['lbs'] | map('extract', hostvars) | nodeport_lb_return_path_peers }}
-    {{ dpkg_query.stdout_lines | nodeport_lb_missing_packages(wanted) }}
 """
 
 from __future__ import annotations
@@ -72,18 +71,6 @@ def applied_services(results: Any) -> list[dict[str, Any]]:
     ]
 
 
-def missing_packages(dpkg_query_lines: Any, wanted: Any) -> list[str]:
-    """The packages of ``wanted`` not installed, from the lines of
-    ``dpkg-query --show --showformat='${Package} ${db:Status-Abbrev}\\n' PACKAGE...`` (a
-    package dpkg has never heard of prints no line at all)."""
-    installed = set()
-    for line in dpkg_query_lines or []:
-        name, _, status = str(line).partition(" ")
-        if status.startswith("ii"):
-            installed.add(name)
-    return [package for package in wanted if package not in installed]
-
-
 def wheel_targets(facts: Any) -> list[str]:
     """The distinct PYTHON_VERSION/ARCH of some hosts' facts, for the agent's wheelhouse."""
     try:
@@ -102,6 +89,5 @@ class FilterModule:
             "nodeport_lb_agent_args": agent_args,
             "nodeport_lb_applied_services": applied_services,
             "nodeport_lb_return_path_peers": return_path_peers,
-            "nodeport_lb_missing_packages": missing_packages,
             "nodeport_lb_wheel_targets": wheel_targets,
         }

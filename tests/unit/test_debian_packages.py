@@ -2,53 +2,51 @@
 
 from __future__ import annotations
 
-import importlib.util
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def filters() -> dict:
-    spec = importlib.util.spec_from_file_location(
-        "nplb_filters", REPO / "plugins/filter/nodeport_lb.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FilterModule().filters()
+from nodeport_lb.debian_packages import (
+    APT_MODULE_PACKAGE,
+    DPKG_QUERY_UNKNOWN_PACKAGE,
+    PackageNameError,
+    missing_packages,
+    query_command,
+)
 
 
 def test_only_installed_packages_count() -> None:
-    missing = filters()["nodeport_lb_missing_packages"]
-    lines = ["haproxy ii ", "nftables rc ", "iproute2 ii ", "procps un ", "curl iHR"]
+    output = "haproxy ii \nnftables rc \niproute2 ii \nprocps un \ncurl iHR\n"
     wanted = ["haproxy", "nftables", "iproute2", "procps", "curl", "keepalived"]
     # removed with its configuration left (rc), never installed (un), half-installed (iH),
     # unknown to dpkg (no line at all): all missing
-    assert missing(lines, wanted) == ["nftables", "procps", "curl", "keepalived"]
-    assert missing([], ["haproxy"]) == ["haproxy"]
-    assert missing(None, []) == []
+    assert missing_packages(output, wanted) == ["nftables", "procps", "curl", "keepalived"]
+    assert missing_packages("", ["haproxy"]) == ["haproxy"]
+    assert missing_packages("", []) == []
 
 
-def test_the_roles_query_reads_this_machines_dpkg() -> None:
-    """The same dpkg-query line the roles run, on this machine (Debian): dpkg itself is there,
-    a name no package has is not."""
+@pytest.mark.parametrize(
+    "name", ["haproxy; reboot", "$(touch x)", "Haproxy", "-y", "", "a", "python3 apt", None, 3]
+)
+def test_only_debian_package_names_reach_the_command_line(name: object) -> None:
+    with pytest.raises(PackageNameError):
+        query_command(["haproxy", name])
+
+
+def test_the_query_also_asks_for_the_apt_modules_package() -> None:
+    argv = shlex.split(query_command(["haproxy", "libc6", "g++", "python3.11"]))
+    assert argv[:2] == ["dpkg-query", "--show"]
+    assert argv[-5:] == ["haproxy", "libc6", "g++", "python3.11", APT_MODULE_PACKAGE]
+
+
+def test_the_query_reads_this_machines_dpkg() -> None:
+    """The same command line the roles run, through a shell as the connection runs it, on this
+    machine (Debian): dpkg itself is there, a name no package has is not."""
     if not Path("/usr/bin/dpkg-query").exists():
         pytest.skip("no dpkg here")
-    proc = subprocess.run(
-        [
-            "dpkg-query",
-            "--show",
-            "--showformat=${Package} ${db:Status-Abbrev}\\n",
-            "dpkg",
-            "nplb-none",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 1  # the roles accept 1: one of them is unknown
-    missing = filters()["nodeport_lb_missing_packages"]
-    assert missing(proc.stdout.splitlines(), ["dpkg", "nplb-none"]) == ["nplb-none"]
+    command = query_command(["dpkg", "nplb-none"])
+    proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False)
+    assert proc.returncode == DPKG_QUERY_UNKNOWN_PACKAGE, proc.stderr
+    assert missing_packages(proc.stdout, ["dpkg", "nplb-none"]) == ["nplb-none"]
