@@ -5,12 +5,13 @@ where the planning and validation live (and are tested directly).
     {{ vips | nodeport_lb_keepalived_plan(inventory_hostname, lbs, ansible_facts, settings) }}
     {{ groups['nodes'] | map('extract', hostvars) | nodeport_lb_hosts }}
     {{ {'node_name': ..., 'manifests': ...} | nodeport_lb_agent_args }}
-    {{ registered_results | nodeport_lb_applied_services }}
+    {{ validation_results | nodeport_lb_applied_services(apply_results) }}
     {{ groups['lbs'] | map('extract', hostvars) | nodeport_lb_return_path_peers }}
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -60,13 +61,21 @@ def return_path_peers(hostvars: Any, address_var: str = "nodeport_lb_lb_address"
         raise AnsibleFilterError(str(error)) from None
 
 
-def applied_services(results: Any) -> list[dict[str, Any]]:
-    """nodeport_service's loop results -> nodeport_lb_applied_services (deleted ones left out)."""
+def applied_services(validated: Any, applied: Any = None) -> list[dict[str, Any]]:
+    """nodeport_service's loop results -> nodeport_lb_applied_services (deleted ones left out).
+
+    ``validated``: the check-mode pass over every Service; ``applied``: the pass that applied
+    the ones it found to change, in the same order. A Service skipped there needed no change,
+    so what the validation read is what the store holds."""
+    chosen = [
+        done if done and not done.get("skipped") else checked
+        for checked, done in itertools.zip_longest(validated, applied or [])
+    ]
     return [
         AppliedService.from_result(r["item"], r["service"], r.get("to_be_allocated") or ()).to_fact(
             r["item"]
         )
-        for r in results
+        for r in chosen
         if r.get("service")
     ]
 

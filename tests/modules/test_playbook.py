@@ -97,6 +97,7 @@ def test_a_roles_tag_runs_that_role_alone(tag: str) -> None:
         assert others == {"nodeport_lb.core.services"}, tasks
         assert tasks["nodeport_lb.core.services"] == [
             "Services ({{ nodeport_lb_services_pass }})",
+            "Keep what the validation found",
             "Publish the allocated nodePorts and healthCheckNodePorts",
         ]
     elif tag == "keepalived":

@@ -77,3 +77,36 @@ def test_the_services_role_filter_publishes_that_form() -> None:
     ]
     (fact,) = filters.applied_services(results)
     assert AppliedService.from_fact(fact) == AppliedService.from_result(ITEM, applied_manifest())
+
+
+def test_a_service_the_apply_pass_skipped_is_published_as_validated() -> None:
+    """The apply pass runs only for the Services its validation found to change: the others
+    are published from what the validation read, the applied ones from the apply pass."""
+    spec = util.spec_from_file_location("filters", REPO / "plugins" / "filter" / "nodeport_lb.py")
+    assert spec and spec.loader
+    filters = util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    other_item = {**ITEM, "name": "other"}
+    validated_other = applied_manifest()
+    validated_other["metadata"]["name"] = "other"
+    applied_other = applied_manifest()
+    applied_other["metadata"]["name"] = "other"
+    applied_other["spec"]["healthCheckNodePort"] = 32111
+    validated = [
+        {"item": ITEM, "service": applied_manifest(), "changed": False},
+        {"item": other_item, "service": validated_other, "changed": True},
+    ]
+    applied = [
+        {"item": ITEM, "skipped": True},
+        {"item": other_item, "service": applied_other, "changed": True},
+    ]
+    unchanged, changed = filters.applied_services(validated, applied)
+    assert AppliedService.from_fact(unchanged) == AppliedService.from_result(
+        ITEM, applied_manifest()
+    )
+    assert AppliedService.from_fact(changed) == AppliedService.from_result(
+        other_item, applied_other
+    )
+    assert AppliedService.from_fact(changed) != AppliedService.from_result(
+        other_item, validated_other
+    )
