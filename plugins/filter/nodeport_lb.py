@@ -26,8 +26,15 @@ from nodeport_lb.node_proxy import agent_arguments, load_balancer_peers
 from nodeport_lb.services import AppliedService
 from nodeport_lb.wheelhouse import targets_of
 
+SERVICES_PLAY_NOT_RUN = (
+    "nodeport_lb_applied_services is not set: run site.yml's Services play first (it runs on "
+    "localhost, tag services), or set nodeport_lb_haproxy_services."
+)
+
 
 def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> dict[str, Any]:
+    if services is None:
+        raise AnsibleFilterError(SERVICES_PLAY_NOT_RUN)
     try:
         return plan_haproxy(services, nodes, vips, settings).to_dict()
     except PlanError as error:
