@@ -17,8 +17,10 @@ import yaml
 from tests.support.collection import Installed, build_and_install
 
 REPO = Path(__file__).resolve().parents[2]
-MODULES = ("nodeport_lb.core.nodeport_service", "nodeport_lb.core.nodeport_service_info")
-ROLES = ("services", "node_proxy", "haproxy", "keepalived", "packages")
+# the modules that read a manifest store or an API server (the store doc fragment)
+STORE_MODULES = ("nodeport_lb.core.nodeport_service", "nodeport_lb.core.nodeport_service_info")
+MODULES = (*STORE_MODULES, "nodeport_lb.core.nodeport_packages")
+ROLES = ("services", "node_proxy", "haproxy", "keepalived")
 
 pytestmark = pytest.mark.xdist_group("collection")
 
@@ -41,6 +43,8 @@ def test_make_collection_names_the_tarball_after_the_package_version(
     assert manifest["collection_info"]["version"] == version
     for expected in (
         "plugins/modules/nodeport_service.py",
+        "plugins/modules/nodeport_packages.py",
+        "plugins/action/nodeport_packages.py",
         "plugins/filter/nodeport_lb.py",
         "plugins/doc_fragments/nodeport_store.py",
         "plugins/module_utils/package.py",
@@ -60,8 +64,11 @@ def test_ansible_doc_by_fqcn_for_every_module_and_role(installed: Installed) -> 
         assert result.returncode == 0, result.stderr
         assert "WARNING" not in result.stderr, result.stderr
         doc = json.loads(result.stdout)[module]["doc"]
-        assert "store" in doc["options"]  # from the doc fragment, found by FQCN
-        assert "kubeconfig" in doc["options"]["store"]["suboptions"]
+        if module in STORE_MODULES:
+            assert "store" in doc["options"]  # from the doc fragment, found by FQCN
+            assert "kubeconfig" in doc["options"]["store"]["suboptions"]
+        else:
+            assert doc["options"]
     for role in ROLES:
         result = installed.run("ansible-doc", "-t", "role", "--json", f"nodeport_lb.core.{role}")
         assert result.returncode == 0, result.stderr
@@ -101,7 +108,7 @@ def test_module_docs_follow_the_collection_rules(installed: Installed) -> None:
         assert all(re.fullmatch(r"[^()]+ \(@[\w-]+\)", a) for a in authors), authors
         for entry in doc.get("seealso") or []:
             if "module" in entry:
-                assert entry["module"].startswith("nodeport_lb.core."), entry
+                assert re.fullmatch(r"\w+\.\w+\.\w+", entry["module"]), entry  # by FQCN
         fragments_used = doc.get("extends_documentation_fragment")
         assert fragments_used in ("nodeport_lb.core.nodeport_store", None), fragments_used
         options = {**doc.get("options", {}), **fragment_doc["options"]}

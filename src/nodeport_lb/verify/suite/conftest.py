@@ -90,12 +90,10 @@ def _open_connections(request: pytest.FixtureRequest, inventory: Inventory) -> N
     """Open the SSH connection of every host the selected checks use, all at once: each host
     keeps one connection for the run, and its handshake would otherwise be paid in turn by the
     first check that reaches it."""
-    names = {
-        item.callspec.params[fixture]
-        for item in request.session.items
-        for fixture in ROLES
-        if fixture in getattr(getattr(item, "callspec", None), "params", {})
-    } - {"localhost"}
+    params = [
+        getattr(getattr(item, "callspec", None), "params", {}) for item in request.session.items
+    ]
+    names = {p[fixture] for p in params for fixture in ROLES if fixture in p} - {"localhost"}
 
     def open_connection(name: str) -> None:
         # a host that cannot be reached fails the checks that use it, in their own words
