@@ -13,8 +13,8 @@ import sys
 
 from nodeport_lb import __version__
 
-# (module, summary) for every component that adds sub-commands. Imported lazily so a broken
-# or slow optional component never stops `nodeport-lb service validate` from working.
+# The module of every component that adds sub-commands, imported by build_parser: one whose
+# own module is absent (not built) is left out instead of breaking every other command.
 COMPONENTS: list[str] = [
     "nodeport_lb.service_cli",
     "nodeport_lb.agent.cli",
