@@ -101,7 +101,7 @@ class Agent:
         )
         self.health = HealthServers(self.metrics, self.proxy_health, config.nodeport_cidrs)
         self.return_path = (
-            ReturnPath(config.load_balancers, config.nft, period=config.sync_period)
+            ReturnPath(config.load_balancers, self.metrics, config.nft, period=config.sync_period)
             if config.load_balancers
             else None
         )

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nodeport_lb.agent.dataplane import RETURN_PATH, NftError, run_nft
+from nodeport_lb.agent.metrics import AgentMetrics
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +167,13 @@ class ReturnPath:
     def __init__(
         self,
         peers: Sequence[LoadBalancerPeer],
+        metrics: AgentMetrics,
         nft: str = "nft",
         ip: str = "ip",
         period: float = 30.0,
     ) -> None:
         self.routes = plan_routes(peers)
+        self.metrics = metrics
         self.nft = nft
         self.ip = ip
         self.period = period
@@ -189,7 +192,10 @@ class ReturnPath:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
-            self.reconcile()
+            # an error reconcile does not expect must not end the thread: the next period retries
+            self.metrics.run_step(
+                "return-path", self.reconcile, log, "return path: reconcile failed"
+            )
 
     def reconcile(self) -> bool:
         """Bring table, rules and routes to the plan; False (logged) when something failed,
