@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,12 +141,29 @@ def test_the_agent_stopped_on_the_pods_node_is_named(converged: Converged) -> No
     verified_again()
 
 
+def restore_tproxy(lb: str) -> None:
+    """The unit's reload puts the rule back (its script adds what is missing). systemd in a
+    container sometimes refuses one (seen once in CI: the rule stayed missing); then once more,
+    as reload-or-restart, and a failure of that says what systemd said."""
+    first = lab_exec(lb, "systemctl reload nodeport-lb-tproxy", check=False)
+    if first.returncode == 0:
+        return
+    time.sleep(2)
+    second = lab_exec(lb, "systemctl reload-or-restart nodeport-lb-tproxy", check=False)
+    status = lab_exec(
+        lb, "systemctl status --no-pager -n 20 nodeport-lb-tproxy; true", check=False
+    ).stdout
+    said = f"reload: {first.stdout}{first.stderr}\nstatus:\n{status}"
+    assert second.returncode == 0, f"{lb}: nodeport-lb-tproxy not restored\n{said}"
+    warnings.warn(f"{lb}: nodeport-lb-tproxy's first reload failed\n{said}", stacklevel=2)
+
+
 def test_a_missing_tproxy_rule_on_an_lb_is_named(converged: Converged) -> None:
     lab_exec("lb2", "ip -4 rule del priority 4200")
     try:
         result = verify()
     finally:
-        lab_exec("lb2", "systemctl reload nodeport-lb-tproxy", check=False)
+        restore_tproxy("lb2")
     assert result.returncode == 1
     assert (
         "lb2: policy rule — expected `fwmark 0x10000/0x10000 lookup 4200`, found none"
