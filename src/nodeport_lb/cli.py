@@ -1,7 +1,8 @@
 """The `nodeport-lb` command: one entry point, one sub-command per component.
 
-Each component registers its own sub-commands (``register(subparsers)``) so this file only
-wires them together and never learns their details.
+Each component declares its top-level commands as data (``COMMANDS``, a tuple of
+cli_args.Command); this file creates each one's parser from that declaration and lets the
+component's ``configure`` fill it, so it never learns their options.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import os
 import sys
 
 from nodeport_lb import __version__
+from nodeport_lb.cli_args import Command, add_command
 
-# The module of every component that adds sub-commands, imported by build_parser: one whose
-# own module is absent (not built) is left out instead of breaking every other command.
+# The module of every component that declares commands (its COMMANDS), imported by
+# build_parser: one whose own module is absent (not built) is left out instead of breaking
+# every other command.
 COMPONENTS: list[str] = [
     "nodeport_lb.service_cli",
     "nodeport_lb.agent.cli",
@@ -56,7 +59,17 @@ def build_parser(components: list[str] | None = None) -> argparse.ArgumentParser
             if exc.name and module_name.startswith(exc.name):
                 continue  # component not built yet
             raise
-        module.register(subparsers)
+        commands: tuple[Command, ...] = module.COMMANDS  # typed: the import is by name
+        for command in commands:
+            command.configure(
+                add_command(
+                    subparsers,
+                    command.name,
+                    help=command.help,
+                    description=command.description,
+                    epilog=command.epilog,
+                )
+            )
     return parser
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,20 @@ def add_command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
         **kwargs,
     )
+
+
+@dataclass(frozen=True)
+class Command:
+    """A top-level command as its component declares it (the module's ``COMMANDS``): the
+    top-level CLI creates its parser with add_command from these fields, then hands it to
+    ``configure`` to fill, so components state only what differs and the call that opens
+    every command's --help is written once."""
+
+    name: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    help: str
+    description: str | None = None
+    epilog: str | None = None
 
 
 def help_paragraphs(text: str) -> str:

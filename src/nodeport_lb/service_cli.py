@@ -18,6 +18,7 @@ import yaml
 
 from nodeport_lb.allocation import cross_service_conflicts
 from nodeport_lb.cli_args import (
+    Command,
     add_command,
     add_ip_families_option,
     add_node_port_range_option,
@@ -44,13 +45,7 @@ class LoadedService:
         return f"Service {meta.get('namespace') or 'default'}/{meta.get('name') or '<unnamed>'}"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    service = add_command(
-        subparsers,
-        "service",
-        help="work with Service manifests",
-        description="Work with Kubernetes v1 Service manifests.",
-    )
+def configure(service: argparse.ArgumentParser) -> None:
     verbs = service.add_subparsers(dest="service_command", metavar="VERB")
     validate = add_command(
         verbs,
@@ -85,6 +80,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     validate.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     validate.set_defaults(func=run_validate)
     service.set_defaults(func=lambda _args: _usage(service))
+
+
+COMMANDS = (
+    Command(
+        "service",
+        configure,
+        help="work with Service manifests",
+        description="Work with Kubernetes v1 Service manifests.",
+    ),
+)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE, dataplane_signs
-from nodeport_lb.cli_args import add_command, add_node_port_range_option, add_source_options
+from nodeport_lb.cli_args import Command, add_node_port_range_option, add_source_options
 from nodeport_lb.defaults import (
     AGENT_CHECK_PORT,
     COMPANION_METRICS_ADDRESS,
@@ -84,14 +84,7 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_command(
-        subparsers,
-        "agent",
-        help="run the node proxy agent (nftables NodePort rules + healthCheckNodePort server)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode",
         choices=MODES,
@@ -182,6 +175,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(func=run)
+
+
+COMMANDS = (
+    Command(
+        "agent",
+        configure,
+        help="run the node proxy agent (nftables NodePort rules + healthCheckNodePort server)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    ),
+)
 
 
 def run(args: argparse.Namespace) -> int:

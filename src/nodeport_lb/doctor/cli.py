@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from nodeport_lb.cli_args import add_command, add_source_options
+from nodeport_lb.cli_args import Command, add_source_options
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_UNREADABLE = 0, 1, 2
 
@@ -40,14 +39,7 @@ examples:
 """
 
 
-def register(subparsers: Any) -> None:
-    parser = add_command(
-        subparsers,
-        "doctor",
-        help="find externalTrafficPolicy mistakes in a cluster (read-only)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
     add_source_options(
         parser,
         kubeconfig="read a cluster through this kubeconfig",
@@ -98,6 +90,17 @@ def register(subparsers: Any) -> None:
         help="per request (default: 2)",
     )
     parser.set_defaults(func=run)
+
+
+COMMANDS = (
+    Command(
+        "doctor",
+        configure,
+        help="find externalTrafficPolicy mistakes in a cluster (read-only)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    ),
+)
 
 
 def node_address_arg(text: str) -> tuple[str, str]:

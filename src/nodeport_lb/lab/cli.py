@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nodeport_lb.cli_args import add_command
+from nodeport_lb.cli_args import Command, add_command
 from nodeport_lb.lab import apt_repo, endpoint_controller, lifecycle, pods
 from nodeport_lb.lab.echo import DEFAULT_ECHO_PORT, DEFAULT_HTTP_PORT
 from nodeport_lb.lab.state import LabState, lab_lock
@@ -37,14 +37,7 @@ examples:
 """
 
 
-def register(subparsers: Any) -> None:
-    lab = add_command(
-        subparsers,
-        "lab",
-        help="real Debian hosts (systemd-nspawn) on a private bridge, with echo pods",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def configure(lab: argparse.ArgumentParser) -> None:
     commands = lab.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)
 
     up = add_command(
@@ -190,6 +183,17 @@ def register(subparsers: Any) -> None:
     kill = faults.add_parser("kill-pod", help="kill a pod's process (endpoint not ready)")
     kill.add_argument("name")
     kill.set_defaults(func=_fault_kill_pod)
+
+
+COMMANDS = (
+    Command(
+        "lab",
+        configure,
+        help="real Debian hosts (systemd-nspawn) on a private bridge, with echo pods",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+    ),
+)
 
 
 def _guarded(function: Any) -> Any:

@@ -9,9 +9,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from nodeport_lb.cli_args import add_command
+from nodeport_lb.cli_args import Command
 from nodeport_lb.verify.report import read_junit
 
 SUITE = Path(__file__).resolve().parent / "suite"
@@ -48,13 +47,7 @@ def configured_inventory() -> str:
     return ",".join(existing)
 
 
-def register(subparsers: Any) -> None:
-    verify = add_command(
-        subparsers,
-        "verify",
-        help="check every host of an inventory and the path end to end (testinfra)",
-        description=DESCRIPTION,
-    )
+def configure_verify(verify: argparse.ArgumentParser) -> None:
     verify.add_argument("-i", "--inventory", help=INVENTORY_HELP)
     verify.add_argument("--junit-xml", type=Path, help="also write the results as JUnit XML")
     verify.add_argument(
@@ -69,13 +62,26 @@ def register(subparsers: Any) -> None:
     verify.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
     verify.set_defaults(func=_verify)
 
-    summary = add_command(
-        subparsers,
-        "summary",
-        help="what the chain looks like now: VIP holder, HAProxy UP/DOWN, one request",
-    )
+
+def configure_summary(summary: argparse.ArgumentParser) -> None:
     summary.add_argument("-i", "--inventory", help=INVENTORY_HELP)
     summary.set_defaults(func=_summary)
+
+
+# Two top-level commands from one module: summary reads the same inventory as verify.
+COMMANDS = (
+    Command(
+        "verify",
+        configure_verify,
+        help="check every host of an inventory and the path end to end (testinfra)",
+        description=DESCRIPTION,
+    ),
+    Command(
+        "summary",
+        configure_summary,
+        help="what the chain looks like now: VIP holder, HAProxy UP/DOWN, one request",
+    ),
+)
 
 
 def _inventory(args: argparse.Namespace) -> str | None:
