@@ -16,15 +16,8 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from nodeport_lb.loadbalancer import (
-    PlanError,
-    hosts_from_inventory,
-    plan_haproxy,
-    plan_keepalived,
-)
-from nodeport_lb.node_proxy import agent_arguments, load_balancer_peers
-from nodeport_lb.services import AppliedService
-from nodeport_lb.wheelhouse import targets_of
+# Each filter imports what it wraps when it runs: Ansible loads this file in every worker
+# process that templates any one of them, and a worker needs only its own filter's module.
 
 SERVICES_PLAY_NOT_RUN = (
     "nodeport_lb_applied_services is not set: run site.yml's Services play first (it runs on "
@@ -33,6 +26,8 @@ SERVICES_PLAY_NOT_RUN = (
 
 
 def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> dict[str, Any]:
+    from nodeport_lb.loadbalancer import PlanError, plan_haproxy
+
     if services is None:
         raise AnsibleFilterError(SERVICES_PLAY_NOT_RUN)
     try:
@@ -44,6 +39,8 @@ def haproxy_plan(services: Any, nodes: Any, vips: Any, settings: Any = None) -> 
 def keepalived_plan(
     vips: Any, host: str, lbs: Any, facts: Any = None, settings: Any = None
 ) -> dict[str, Any]:
+    from nodeport_lb.loadbalancer import PlanError, plan_keepalived
+
     try:
         return plan_keepalived(vips, host, lbs, facts, settings).to_dict()
     except PlanError as error:
@@ -51,6 +48,9 @@ def keepalived_plan(
 
 
 def agent_args(settings: dict[str, Any]) -> list[str]:
+    from nodeport_lb.loadbalancer import PlanError
+    from nodeport_lb.node_proxy import agent_arguments
+
     try:
         return agent_arguments(**settings)
     except PlanError as error:
@@ -58,10 +58,15 @@ def agent_args(settings: dict[str, Any]) -> list[str]:
 
 
 def hosts(hostvars: Any, address_var: str = "nodeport_lb_node_address") -> list[dict[str, Any]]:
+    from nodeport_lb.loadbalancer import hosts_from_inventory
+
     return hosts_from_inventory(hostvars, address_var)
 
 
 def return_path_peers(hostvars: Any, address_var: str = "nodeport_lb_lb_address") -> list[str]:
+    from nodeport_lb.loadbalancer import PlanError
+    from nodeport_lb.node_proxy import load_balancer_peers
+
     try:
         return load_balancer_peers(hostvars, address_var)
     except PlanError as error:
@@ -74,6 +79,8 @@ def applied_services(validated: Any, applied: Any = None) -> list[dict[str, Any]
     ``validated``: the check-mode pass over every Service; ``applied``: the pass that applied
     the ones it found to change, in the same order. A Service skipped there needed no change,
     so what the validation read is what the store holds."""
+    from nodeport_lb.services import AppliedService
+
     chosen = [
         done if done and not done.get("skipped") else checked
         for checked, done in itertools.zip_longest(validated, applied or [])
@@ -89,6 +96,8 @@ def applied_services(validated: Any, applied: Any = None) -> list[dict[str, Any]
 
 def wheel_targets(facts: Any) -> list[str]:
     """The distinct PYTHON_VERSION/ARCH of some hosts' facts, for the agent's wheelhouse."""
+    from nodeport_lb.wheelhouse import targets_of
+
     try:
         return targets_of(facts)
     except (KeyError, TypeError) as error:
