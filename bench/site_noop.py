@@ -6,8 +6,10 @@ runs, each of which must change nothing. Every run's tasks are timed by Ansible'
 callback, so the output says where a no-op run's seconds go: per play, and the tasks that
 take longest (summed over the hosts they ran on, and as wall time: the slowest host).
 
-The baseline, measured in the same run: `ansible all -m ansible.builtin.ping`, one module
-round trip on every host (the floor of any task), given as the no-op run's ratio to it.
+The baselines, measured in the same run: `ansible all -m ansible.builtin.ping` under Ansible's
+plain linear strategy, one module round trip on every host (the floor of any task), given as
+the no-op run's ratio to it. One more no-op run uses the opt-in strategy
+nodeport_lb.core.fast_linear (through Mitogen), against the default one.
 
 usage: sudo flock /tmp/nplb-lab.lock .venv/bin/python bench/site_noop.py [--runs 3]
            [--plot DIR]    (DIR gets site_noop.json and site_noop.png)
@@ -35,10 +37,16 @@ BIN = Path(sys.executable).parent
 TOP_TASKS = 15
 
 
-def ansible(tool: str, *args: str, junit_dir: Path | None = None) -> tuple[float, str]:
+PLAIN_LINEAR = {"ANSIBLE_STRATEGY": "linear"}
+THROUGH_MITOGEN = {"ANSIBLE_STRATEGY": "nodeport_lb.core.fast_linear"}
+
+
+def ansible(
+    tool: str, *args: str, junit_dir: Path | None = None, env_extra: dict[str, str] | None = None
+) -> tuple[float, str]:
     """Run an Ansible tool in the checkout (its ansible.cfg: the lab inventory); wall seconds
     and output. A failed run ends the bench: its timings would mean nothing."""
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", **(env_extra or {})}
     if junit_dir is not None:
         env |= {
             "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.junit",
@@ -52,6 +60,15 @@ def ansible(tool: str, *args: str, junit_dir: Path | None = None) -> tuple[float
     if proc.returncode != 0:
         sys.exit(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
     return seconds, proc.stdout
+
+
+def mitogen_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("mitogen")
+    except ImportError:
+        return None
 
 
 def changed_count(output: str) -> int:
@@ -105,7 +122,12 @@ def main() -> int:
 
     print("converging the lab (one ordinary site.yml run)...", file=sys.stderr)
     converge_s, _ = ansible("ansible-playbook", "site.yml")
-    ping = [ansible("ansible", "all", "-m", "ansible.builtin.ping")[0] for _ in range(3)]
+    ping = [
+        ansible("ansible", "all", "-m", "ansible.builtin.ping", env_extra=PLAIN_LINEAR)[0]
+        for _ in range(3)
+    ]
+    mitogen_s, mitogen_output = ansible("ansible-playbook", "site.yml", env_extra=THROUGH_MITOGEN)
+    print(f"no-op run through Mitogen: {mitogen_s:.1f} s", file=sys.stderr)
     runs = []
     steal_before = cpu_steal()
     for number in range(1, args.runs + 1):
@@ -135,6 +157,11 @@ def main() -> int:
         "noop_changed": [r["changed"] for r in runs],
         "noop_median_s": round(median, 2),
         "noop_ratio_to_ping": round(median / ping_s, 1),
+        "noop_fast_linear_s": round(mitogen_s, 2),
+        "noop_fast_linear_changed": changed_count(mitogen_output),
+        "fast_linear_speedup": round(median / mitogen_s, 2),
+        "mitogen": mitogen_version(),
+        "python_writes_bytecode": not os.environ.get("PYTHONDONTWRITEBYTECODE"),
         "target_noop_s": 20.0,
         "met": median <= 20.0,
         "tasks_timed": len(last),

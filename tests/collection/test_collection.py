@@ -46,6 +46,7 @@ def test_make_collection_names_the_tarball_after_the_package_version(
         "plugins/modules/nodeport_packages.py",
         "plugins/action/nodeport_packages.py",
         "plugins/filter/nodeport_lb.py",
+        "plugins/strategy/fast_linear.py",
         "plugins/doc_fragments/nodeport_store.py",
         "plugins/module_utils/package.py",
         "playbooks/site.yml",
