@@ -17,6 +17,7 @@ usage: sudo flock /tmp/nplb-lab.lock .venv/bin/python bench/site_noop.py [--runs
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import statistics
 import subprocess
@@ -64,10 +65,8 @@ def ansible(
 
 def mitogen_version() -> str | None:
     try:
-        from importlib.metadata import version
-
-        return version("mitogen")
-    except ImportError:
+        return importlib.metadata.version("mitogen")
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 
