@@ -19,7 +19,11 @@ from tests.support.collection import Installed, build_and_install
 REPO = Path(__file__).resolve().parents[2]
 # the modules that read a manifest store or an API server (the store doc fragment)
 STORE_MODULES = ("nodeport_lb.core.nodeport_service", "nodeport_lb.core.nodeport_service_info")
-MODULES = (*STORE_MODULES, "nodeport_lb.core.nodeport_packages")
+# the actions that ask the host first (a shell command), then run Ansible's own modules
+PROBING_ACTIONS = tuple(
+    f"nodeport_lb.core.nodeport_{name}" for name in ("packages", "files", "unit", "sysctl", "paths")
+)
+MODULES = (*STORE_MODULES, *PROBING_ACTIONS)
 ROLES = ("services", "node_proxy", "haproxy", "keepalived")
 
 pytestmark = pytest.mark.xdist_group("collection")
@@ -43,8 +47,11 @@ def test_make_collection_names_the_tarball_after_the_package_version(
     assert manifest["collection_info"]["version"] == version
     for expected in (
         "plugins/modules/nodeport_service.py",
-        "plugins/modules/nodeport_packages.py",
-        "plugins/action/nodeport_packages.py",
+        *(
+            f"plugins/{kind}/{name.rpartition('.')[2]}.py"
+            for name in PROBING_ACTIONS
+            for kind in ("modules", "action")
+        ),
         "plugins/filter/nodeport_lb.py",
         "plugins/strategy/fast_linear.py",
         "plugins/doc_fragments/nodeport_store.py",

@@ -76,6 +76,31 @@ def test_a_second_run_changes_nothing(converged: Converged) -> None:
     assert changed == {}, second.output[-4000:]
 
 
+def test_what_was_undone_by_hand_is_put_back_by_the_next_run(converged: Converged) -> None:
+    """A run that finds nothing to change asks each host in one command; what an operator
+    undid by hand on the backup load balancer (a stopped unit, a kernel setting, a file's mode
+    and content) must still be found and put back, and nothing else touched."""
+    lab_exec(
+        "lb2",
+        "systemctl stop nodeport-lb-tproxy && sysctl -qw net.ipv4.ip_nonlocal_bind=0"
+        " && chmod 0666 /etc/systemd/system/haproxy.service.d/nodeport-lb.conf"
+        " && echo '# edited by hand' >> /usr/local/sbin/nodeport-lb-tproxy",
+    )
+    repair = site("--limit", "localhost,lb2")
+    assert_succeeded(repair)
+    assert repair.recap()["lb2"]["changed"] >= 4, repair.output[-4000:]
+    state = lab_exec(
+        "lb2",
+        "systemctl is-active nodeport-lb-tproxy; sysctl -n net.ipv4.ip_nonlocal_bind;"
+        " stat -c %a /etc/systemd/system/haproxy.service.d/nodeport-lb.conf;"
+        " grep -c 'edited by hand' /usr/local/sbin/nodeport-lb-tproxy || true",
+    ).stdout.split()
+    assert state == ["active", "1", "644", "0"]
+    again = site("--limit", "localhost,lb2")
+    assert_succeeded(again)
+    assert again.recap()["lb2"]["changed"] == 0, again.output[-4000:]
+
+
 def test_the_pod_sees_the_clients_own_address_through_the_vip(converged: Converged) -> None:
     vip = status()["vips"][0]
     answer = json.loads(lab_exec("client1", f"curl -sS -m 3 http://{vip}/").stdout)

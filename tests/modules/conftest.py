@@ -35,7 +35,12 @@ def playbook(tmp_path: Path):
     """Run a list of tasks on localhost, the way users run the modules (with the controller's
     Python). Each task's registered result is saved to a JSON file and returned."""
 
-    def run(tasks: list[dict[str, Any]], *args: str, extra_vars: dict | None = None) -> PlaybookRun:
+    def run(
+        tasks: list[dict[str, Any]],
+        *args: str,
+        extra_vars: dict | None = None,
+        netns: str | None = None,
+    ) -> PlaybookRun:
         out = tmp_path / "results.json"
         out.unlink(missing_ok=True)
         names = [t["register"] for t in tasks if "register" in t]
@@ -65,15 +70,22 @@ def playbook(tmp_path: Path):
         ]
         path = tmp_path / "play.yml"
         path.write_text(yaml.safe_dump(play, sort_keys=False))
-        return run_playbook(path, *args, extra_vars=extra_vars, results_file=out)
+        return run_playbook(path, *args, extra_vars=extra_vars, results_file=out, netns=netns)
 
     return run
 
 
 def run_playbook(
-    path: Path, *args: str, extra_vars: dict | None = None, results_file: Path | None = None
+    path: Path,
+    *args: str,
+    extra_vars: dict | None = None,
+    results_file: Path | None = None,
+    netns: str | None = None,
 ) -> PlaybookRun:
-    command = [str(ANSIBLE_PLAYBOOK), str(path), *args]
+    """ansible-playbook in the checkout; inside the network namespace `netns` when given (for
+    tasks that change per-namespace kernel settings)."""
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    command = [*inside, str(ANSIBLE_PLAYBOOK), str(path), *args]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     env = {
