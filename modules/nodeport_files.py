@@ -15,9 +15,10 @@ description:
     would. A host where everything is in place costs one command and no Python start.
   - Directories come first, then the files in the order given; the task stops at the first
     path that fails (a file that fails its O(files[].validate) command is not written).
-  - A symlink is never taken as in place: ansible.builtin.copy decides what to do with it.
+  - A symlink is never taken as in place; M(ansible.builtin.copy) decides what to do with it.
 version_added: "0.1.0"
 author: nodeport-lb maintainers (@nodeport-lb)
+extends_documentation_fragment: nodeport_lb.core.nodeport_probing
 options:
   files:
     description: Files to install.
@@ -78,12 +79,9 @@ options:
         type: str
         default: root
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  action:
-    support: full
+    description: Shows the changed files as a diff.
 seealso:
   - module: ansible.builtin.copy
   - module: ansible.builtin.template

@@ -17,6 +17,7 @@ description:
     apt cannot even simulate the install; the task then reports a change and says why.
 version_added: "0.1.0"
 author: nodeport-lb maintainers (@nodeport-lb)
+extends_documentation_fragment: nodeport_lb.core.nodeport_probing
 options:
   names:
     description: The Debian packages (checked against Debian Policy's package name rules).
@@ -32,11 +33,6 @@ options:
       - false for hosts whose packages are managed otherwise (nothing is asked or installed).
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-  action:
-    support: full
 seealso:
   - module: ansible.builtin.apt
 """

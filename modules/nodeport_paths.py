@@ -14,17 +14,13 @@ description:
   - A host whose answer cannot be read fails the task; it never reads as "absent".
 version_added: "0.1.0"
 author: nodeport-lb maintainers (@nodeport-lb)
+extends_documentation_fragment: nodeport_lb.core.nodeport_probing
 options:
   paths:
     description: Absolute paths.
     type: list
     elements: str
     required: true
-attributes:
-  check_mode:
-    support: full
-  action:
-    support: full
 seealso:
   - module: ansible.builtin.stat
 """

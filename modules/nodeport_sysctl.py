@@ -16,6 +16,7 @@ description:
   - In check mode nothing is set or written; the task reports what would change.
 version_added: "0.1.0"
 author: nodeport-lb maintainers (@nodeport-lb)
+extends_documentation_fragment: nodeport_lb.core.nodeport_probing
 options:
   settings:
     description: Parameter names (dotted, such as C(net.ipv4.ip_nonlocal_bind)) and values.
@@ -26,12 +27,9 @@ options:
     type: str
     required: true
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
-  action:
-    support: full
+    description: Shows the changed files as a diff.
 notes:
   - ansible.posix.sysctl does the same one parameter at a time; ansible-core has no sysctl module.
 """

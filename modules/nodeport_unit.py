@@ -14,6 +14,7 @@ description:
     M(ansible.builtin.systemd_service) runs with the same options and its result is returned.
 version_added: "0.1.0"
 author: nodeport-lb maintainers (@nodeport-lb)
+extends_documentation_fragment: nodeport_lb.core.nodeport_probing
 options:
   name:
     description: The unit.
@@ -31,11 +32,6 @@ options:
     description: Reload systemd's units first (after a unit file changed).
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-  action:
-    support: full
 seealso:
   - module: ansible.builtin.systemd_service
 """

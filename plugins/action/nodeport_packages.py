@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.nodeport_lb.core.plugins.plugin_utils.probing import ProbingAction
 
 from nodeport_lb.debian_packages import (
     APT_MODULE_PACKAGE,
@@ -15,21 +15,16 @@ from nodeport_lb.debian_packages import (
     query_command,
 )
 
-ARGUMENT_SPEC = {
-    "names": {"type": "list", "elements": "str", "required": True},
-    "needed_by": {"type": "str", "default": "these tasks"},
-    "install": {"type": "bool", "default": True},
-}
 
+class ActionModule(ProbingAction):
+    ARGUMENT_SPEC: ClassVar[dict[str, Any]] = {
+        "names": {"type": "list", "elements": "str", "required": True},
+        "needed_by": {"type": "str", "default": "these tasks"},
+        "install": {"type": "bool", "default": True},
+    }
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
-
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        result.update(changed=False, missing=[], pending=False)
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {"changed": False, "missing": [], "pending": False}
         if not args["install"]:
             return result
         names = args["names"]
@@ -48,7 +43,7 @@ class ActionModule(ActionBase):
         if not missing:
             return result
         if check_mode and missing_packages(query["stdout"], [APT_MODULE_PACKAGE]):
-            host = (task_vars or {}).get("inventory_hostname", "this host")
+            host = task_vars.get("inventory_hostname", "this host")
             warning = (
                 f"check mode: {host} has no {APT_MODULE_PACKAGE}, so apt cannot simulate "
                 f"installing {', '.join(missing)} for {args['needed_by']}; the real run "

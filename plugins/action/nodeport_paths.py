@@ -3,30 +3,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.nodeport_lb.core.plugins.plugin_utils.probing import ProbingAction
 
-from nodeport_lb.remote_state import StateError, kinds_probe, path_kinds
-
-ARGUMENT_SPEC = {"paths": {"type": "list", "elements": "str", "required": True}}
+from nodeport_lb.remote_state import kinds_probe, path_kinds
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
+class ActionModule(ProbingAction):
+    ARGUMENT_SPEC: ClassVar[dict[str, Any]] = {
+        "paths": {"type": "list", "elements": "str", "required": True}
+    }
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        try:
-            command = kinds_probe(args["paths"])
-        except StateError as error:
-            return {**result, "failed": True, "msg": str(error)}
-        answer = self._low_level_execute_command(command)
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        answer = self._low_level_execute_command(kinds_probe(args["paths"]))
         kinds = path_kinds(answer["stdout"], args["paths"]) if answer["rc"] == 0 else None
         if kinds is None:
-            # a source that cannot be read is an error, never "nothing there"
+            # a host that cannot be asked is an error, never "nothing there"
             message = f"could not look at {', '.join(args['paths'])}: {answer['stderr'].strip()}"
-            return {**result, "failed": True, "msg": message}
-        return {**result, "changed": False, "kinds": kinds}
+            return {"failed": True, "msg": message}
+        return {"changed": False, "kinds": kinds}

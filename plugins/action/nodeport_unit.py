@@ -4,43 +4,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from ansible.plugins.action import ActionBase
+from ansible_collections.nodeport_lb.core.plugins.plugin_utils.probing import ProbingAction
 
-from nodeport_lb.remote_state import StateError, unit_as_wanted, unit_probe
-
-ARGUMENT_SPEC = {
-    "name": {"type": "str", "required": True},
-    "enabled": {"type": "bool"},
-    "state": {"type": "str", "choices": ["started"], "default": "started"},
-    "daemon_reload": {"type": "bool", "default": False},
-}
+from nodeport_lb.remote_state import unit_as_wanted, unit_probe
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
+class ActionModule(ProbingAction):
+    ARGUMENT_SPEC: ClassVar[dict[str, Any]] = {
+        "name": {"type": "str", "required": True},
+        "enabled": {"type": "bool"},
+        "state": {"type": "str", "choices": ["started"], "default": "started"},
+        "daemon_reload": {"type": "bool", "default": False},
+    }
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        try:
-            probe = unit_probe(args["name"])
-        except StateError as error:
-            return {**result, "failed": True, "msg": str(error)}
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        probe = unit_probe(args["name"])
+        # is-enabled and is-active exit non-zero for "disabled" and "inactive": the words
+        # decide, not the status
         if not args["daemon_reload"]:
-            # is-enabled and is-active exit non-zero for "disabled" and "inactive": the words
-            # decide, not the status
             answer = self._low_level_execute_command(probe)
             if unit_as_wanted(answer["stdout"], enabled=args["enabled"], started=True):
-                return {**result, "changed": False, "name": args["name"], "state": "started"}
-        module_args = {key: value for key, value in args.items() if value is not None}
-        return {
-            **result,
-            **self._execute_module(
-                module_name="ansible.legacy.systemd_service",
-                module_args=module_args,
-                task_vars=task_vars,
-            ),
-        }
+                return {"changed": False, "name": args["name"], "state": "started"}
+        return self._execute_module(
+            module_name="ansible.legacy.systemd_service",
+            module_args={key: value for key, value in args.items() if value is not None},
+            task_vars=task_vars,
+        )

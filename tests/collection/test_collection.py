@@ -117,8 +117,11 @@ def test_module_docs_follow_the_collection_rules(installed: Installed) -> None:
         for entry in doc.get("seealso") or []:
             if "module" in entry:
                 assert re.fullmatch(r"\w+\.\w+\.\w+", entry["module"]), entry  # by FQCN
-        fragments_used = doc.get("extends_documentation_fragment")
-        assert fragments_used in ("nodeport_lb.core.nodeport_store", None), fragments_used
+        fragment_used = doc.get("extends_documentation_fragment")
+        if fragment_used is not None:  # one of the collection's own, by FQCN
+            namespace, collection, fragment = fragment_used.split(".")
+            assert (namespace, collection) == ("nodeport_lb", "core"), fragment_used
+            assert (root / "plugins" / "doc_fragments" / f"{fragment}.py").is_file(), fragment_used
         options = {**doc.get("options", {}), **fragment_doc["options"]}
         for name, spec in _walk_options(options):
             assert "no_log" not in spec, f"{path.name}: option {name} documents no_log"
