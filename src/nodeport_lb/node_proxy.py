@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from nodeport_lb.agent.peers import LoadBalancerPeer
 from nodeport_lb.agent.preflight import COMPANION, MODES, STANDALONE
-from nodeport_lb.agent.return_path import LoadBalancerPeer
 from nodeport_lb.defaults import (
     AGENT_CHECK_PORT,
     DEFAULT_HEALTHZ_ADDRESS,

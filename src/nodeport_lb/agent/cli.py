@@ -260,7 +260,7 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def _load_balancer(text: str) -> object:
-    from nodeport_lb.agent.return_path import LoadBalancerPeer
+    from nodeport_lb.agent.peers import LoadBalancerPeer
 
     try:
         return LoadBalancerPeer.parse(text)

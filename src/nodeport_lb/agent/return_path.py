@@ -27,10 +27,8 @@ netlink library: a few changes per load balancer, re-checked every sync period.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import re
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -38,6 +36,7 @@ from dataclasses import dataclass
 
 from nodeport_lb.agent.dataplane import RETURN_PATH, NftError, run_nft
 from nodeport_lb.agent.metrics import AgentMetrics
+from nodeport_lb.agent.peers import LoadBalancerPeer
 
 log = logging.getLogger(__name__)
 
@@ -48,37 +47,6 @@ MAX_LOAD_BALANCERS = 15
 # Routing tables and rule priorities ROUTE_TABLE_BASE + 1 … + 15 (one per load balancer);
 # rule priorities below the main table's 32766, so a marked reply never reaches it.
 ROUTE_TABLE_BASE = 4200
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
-
-
-@dataclass(frozen=True)
-class LoadBalancerPeer:
-    """A load balancer as the node sees it: its link-layer address and its address."""
-
-    name: str
-    mac: str
-    address: str
-
-    @classmethod
-    def parse(cls, text: str) -> LoadBalancerPeer:
-        """``NAME,MAC,ADDRESS`` (the agent's ``--load-balancer`` value); ValueError says why."""
-        parts = [part.strip() for part in text.split(",")]
-        if len(parts) != 3:
-            raise ValueError(f"expected NAME,MAC,ADDRESS, got {text!r}")
-        name, mac, address = parts
-        if not _NAME.match(name):
-            raise ValueError(f"{name!r}: a load balancer name is letters, digits, - _ . only")
-        mac = mac.lower()
-        if not _MAC.match(mac) or mac in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
-            raise ValueError(f"{name}: {mac!r} is not a unicast link-layer (MAC) address")
-        try:
-            parsed = ipaddress.IPv4Address(address)
-        except ValueError:
-            raise ValueError(f"{name}: {address!r} is not an IPv4 address") from None
-        if parsed.is_loopback or parsed.is_multicast or parsed.is_unspecified:
-            raise ValueError(f"{name}: {address} cannot be a load balancer's address")
-        return cls(name, mac, str(parsed))
 
 
 @dataclass(frozen=True)
