@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from nodeport_lb.cli_args import Command
+from nodeport_lb.verify.inventory import Inventory
 from nodeport_lb.verify.report import read_junit
 
 SUITE = Path(__file__).resolve().parent / "suite"
@@ -133,7 +134,35 @@ def _verify(args: argparse.Namespace) -> int:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         }
-        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        listing: subprocess.Popen[bytes] | None = None
+        listing_errors = Path(scratch) / "ansible-inventory.stderr"
+        pass_fds: tuple[int, ...] = ()
+        if args.workers in ("0", "1"):  # xdist's workers each read the inventory themselves
+            # ansible-inventory (0.7 s) runs while pytest starts, its output piped to the suite
+            read_end, write_end = os.pipe()
+            with listing_errors.open("wb") as errors:
+                listing = subprocess.Popen(
+                    Inventory.list_command([args.inventory]), stdout=write_end, stderr=errors
+                )
+            os.close(write_end)
+            command.append(f"--inventory-fd={read_end}")
+            pass_fds = (read_end,)
+        suite = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            pass_fds=pass_fds,
+        )
+        for fd in pass_fds:  # the suite's alone: ansible-inventory sees it go if the suite dies
+            os.close(fd)
+        stdout, stderr = suite.communicate()
+        result = subprocess.CompletedProcess(command, suite.returncode, stdout, stderr)
+        if listing is not None and listing.wait(timeout=120) != 0:
+            said = listing_errors.read_text(errors="replace").strip()
+            print(f"nodeport-lb verify: ansible-inventory failed: {said}", file=sys.stderr)
+            return 2
         if args.verbose:
             print(result.stdout + result.stderr)
         if not junit.exists():

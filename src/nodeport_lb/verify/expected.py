@@ -72,3 +72,22 @@ CLIENT_ADDRESS_SEEN_AS = {
 def client_address_field(listener: Listener) -> str | None:
     """The echo answer's field that must hold the client's own address (None: not handed on)."""
     return CLIENT_ADDRESS_SEEN_AS.get(listener.client_address)
+
+
+def unserved_node_ports(inventory: Inventory, plane: ControlPlane) -> dict[tuple[str, int], str]:
+    """(node address, nodePort) -> "host (Service ns/name)" for every TCP nodePort of an eTP
+    Local Service on a node without a ready local endpoint: none of them may take a connection."""
+    nodes = inventory.addresses("nodes")
+    probes: dict[tuple[str, int], str] = {}
+    for item in inventory.var("nodeport_lb_services") or []:
+        key = f"{item.get('namespace') or 'default'}/{item['name']}"
+        service = plane.service(key)
+        if service is None or not service.is_local:
+            continue
+        for host, address in nodes.items():
+            if plane.local_ready(service, inventory.node_name(host)):
+                continue
+            for port in service.ports:
+                if port.node_port and port.protocol == "TCP":
+                    probes[(address, port.node_port)] = f"{host} (Service {key})"
+    return probes

@@ -34,15 +34,29 @@ class Inventory:
     groups: Mapping[str, Mapping[str, Any]]
     hostvars: Mapping[str, Mapping[str, Any]]
 
-    @classmethod
-    def load(cls, sources: Sequence[str] = ()) -> Inventory:
+    @staticmethod
+    def list_command(sources: Sequence[str] = ()) -> list[str]:
         command = [_ansible_inventory(), "--list"]
         for source in sources:
             command += ["-i", source]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        return command
+
+    @classmethod
+    def load(cls, sources: Sequence[str] = ()) -> Inventory:
+        result = subprocess.run(
+            cls.list_command(sources), capture_output=True, text=True, timeout=120, check=False
+        )
         if result.returncode != 0:
             raise InventoryError(f"ansible-inventory failed: {result.stderr.strip()}")
-        data = json.loads(result.stdout)
+        return cls.parse(sources, result.stdout)
+
+    @classmethod
+    def parse(cls, sources: Sequence[str], listing: str) -> Inventory:
+        """From what ``list_command(sources)`` printed."""
+        try:
+            data = json.loads(listing)
+        except ValueError:
+            raise InventoryError("ansible-inventory printed no inventory") from None
         meta = data.pop("_meta", {})
         return cls(tuple(sources), data, meta.get("hostvars", {}))
 
@@ -55,6 +69,10 @@ class Inventory:
         for child in entry.get("children") or []:
             found.update(dict.fromkeys(self.hosts(child)))
         return list(found)
+
+    def listed(self) -> dict[str, Any]:
+        """The inventory as ``ansible-inventory --list`` printed it."""
+        return {**self.groups, "_meta": {"hostvars": self.hostvars}}
 
     def vars_of(self, host: str) -> Mapping[str, Any]:
         return self.hostvars.get(host) or {}

@@ -7,6 +7,7 @@ are used: Python 3 (Ansible needs it), bash, curl on clients, ip, nft.
 from __future__ import annotations
 
 import atexit
+import configparser
 import functools
 import ipaddress
 import json
@@ -15,12 +16,14 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import testinfra
 from testinfra.host import Host
+from testinfra.utils.ansible_runner import get_ansible_config, get_ansible_host
 
 from nodeport_lb.verify.haproxy import parse_servers_state, parse_show_stat
 from nodeport_lb.verify.inventory import Inventory
@@ -46,8 +49,18 @@ class Target:
     address: str
 
 
-@functools.cache
+_SSH_CONFIG = threading.Lock()
+
+
 def ssh_config() -> str:
+    # locked: hosts are reached from threads, and a second config would be a second socket
+    # directory, every host's connection opened once more
+    with _SSH_CONFIG:
+        return _ssh_config()
+
+
+@functools.cache
+def _ssh_config() -> str:
     """An ssh config that gives testinfra's connections a socket to share, so that each host
     gets one SSH connection for the run instead of a handshake per command (0.2 s against
     0.04 s on the lab). testinfra asks for ControlMaster but leaves the socket's path to
@@ -74,17 +87,33 @@ def _close_ssh_masters(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def target(inventory: Inventory, name: str) -> Target:
-    if name == "localhost" and name not in inventory.hostvars:
-        return Target(name, testinfra.get_host("local://"), "127.0.0.1")
+@functools.cache
+def _ansible_config() -> configparser.ConfigParser:
+    return get_ansible_config()
+
+
+def _host(inventory: Inventory, name: str) -> Host:
+    """The host as testinfra's ansible:// backend would reach it, from the inventory already
+    read: that backend reads it once more with its own ansible-inventory (0.7 s) first. A
+    connection type testinfra cannot speak itself still goes through that backend (Ansible
+    runs each command)."""
+    found = get_ansible_host(_ansible_config(), inventory.listed(), name, ssh_config=ssh_config())
+    if found is not None:
+        return found
     options: dict[str, Any] = {"ssh_config": ssh_config()}
     if inventory.sources:
         options["ansible_inventory"] = inventory.sources[0]
+    return testinfra.get_host(f"ansible://{name}", **options)
+
+
+def target(inventory: Inventory, name: str) -> Target:
+    if name == "localhost" and name not in inventory.hostvars:
+        return Target(name, testinfra.get_host("local://"), "127.0.0.1")
     vars_ = inventory.vars_of(name)
     # the address the roles use: towards the nodes for a load balancer, towards the LBs for a node
     own = "nodeport_lb_lb_address" if name in inventory.hosts("lbs") else "nodeport_lb_node_address"
     address = str(vars_.get(own) or vars_.get("ansible_host") or name)
-    return Target(name, testinfra.get_host(f"ansible://{name}", **options), address)
+    return Target(name, _host(inventory, name), address)
 
 
 def run(target: Target, command: str) -> tuple[int, str, str]:

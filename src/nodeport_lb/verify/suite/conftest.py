@@ -14,25 +14,42 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
-from nodeport_lb.verify.expected import ExpectationError, expected_plan
+from nodeport_lb.verify.expected import ExpectationError, expected_plan, unserved_node_ports
 from nodeport_lb.verify.inventory import Inventory
-from nodeport_lb.verify.probes import Target, link_layer_address, run, target
+from nodeport_lb.verify.probes import Target, link_layer_address, run, target, tcp_connects
 
 INVENTORY = pytest.StashKey[Inventory]()
 ROLES = {"node": "nodes", "lb": "lbs", "client": "clients"}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--inventory-fd",
+        type=int,
+        help="read the inventory from this file descriptor, as ansible-inventory --list prints "
+        "it for --ansible-inventory, instead of running ansible-inventory (nodeport-lb verify "
+        "runs it while pytest starts)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     source = config.getoption("ansible_inventory", None)
-    config.stash[INVENTORY] = Inventory.load([source] if source else [])
+    sources = [source] if source else []
+    fd = config.getoption("inventory_fd", None)
+    if fd is None:
+        config.stash[INVENTORY] = Inventory.load(sources)
+        return
+    with os.fdopen(fd) as listing:
+        config.stash[INVENTORY] = Inventory.parse(sources, listing.read())
 
 
 def _selected(config: pytest.Config, names: Iterable[str]) -> list[str]:
@@ -57,6 +74,13 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if collection_path.name == "test_infra_cloud.py":
         return not config.stash[INVENTORY].hosts("cloud_lb") or None
     return None
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own ordering by fixture parameters
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The end-to-end checks last: the no-traffic probe, started with the session, then waits
+    # out its timeout while the hosts' checks run.
+    items.sort(key=lambda item: item.path.name == "test_infra_end_to_end.py")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -89,19 +113,48 @@ def inventory(request: pytest.FixtureRequest) -> Inventory:
 def _open_connections(request: pytest.FixtureRequest, inventory: Inventory) -> None:
     """Open the SSH connection of every host the selected checks use, all at once: each host
     keeps one connection for the run, and its handshake would otherwise be paid in turn by the
-    first check that reaches it."""
+    first check that reaches it. Then testinfra's first questions to a host (system type,
+    init system: five commands), which its service and file modules ask once per host, are
+    asked here too (one host at a time: testinfra caches the answers behind one lock)."""
     params = [
         getattr(getattr(item, "callspec", None), "params", {}) for item in request.session.items
     ]
-    names = {p[fixture] for p in params for fixture in ROLES if fixture in p} - {"localhost"}
+    # str: not pytest's placeholder of an empty parameter set
+    names = {p[f] for p in params for f in ROLES if isinstance(p.get(f), str)} - {"localhost"}
 
     def open_connection(name: str) -> None:
         # a host that cannot be reached fails the checks that use it, in their own words
         with contextlib.suppress(Exception):
-            run(target(inventory, name), "true")
+            reached = target(inventory, name)
+            run(reached, "true")
+            if name not in inventory.hosts("clients"):  # the end-to-end checks use neither
+                reached.host.service  # noqa: B018 (testinfra asks on access)
 
     with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
         list(pool.map(open_connection, sorted(names)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_traffic_probes(
+    request: pytest.FixtureRequest, inventory: Inventory, _open_connections: None
+) -> Iterator[dict[str, Future[set[tuple[str, int]]]]]:
+    """Client -> its probe of the nodePorts that must not answer, started now. A dropped
+    connection is only known as such when its timeout (1 s) is over: waited here, beside the
+    hosts' checks, instead of in turn by the check."""
+    clients = {
+        item.callspec.params["client"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_nodes_without_pods_take_no_traffic"
+        and hasattr(item, "callspec")
+        # not pytest's placeholder of an empty parameter set (no client: the check skips)
+        and isinstance(item.callspec.params["client"], str)
+    }
+    try:
+        probes = sorted(unserved_node_ports(inventory, request.getfixturevalue("control_plane")))
+    except Exception:  # the check itself reports it, when it asks for the control plane
+        clients = set()
+    with ThreadPoolExecutor(max_workers=max(len(clients), 1)) as pool:
+        yield {c: pool.submit(tcp_connects, target(inventory, c), probes) for c in clients}
 
 
 def _target(request: pytest.FixtureRequest) -> Target:

@@ -4,9 +4,11 @@ sees it; in the PROXY header; in X-Forwarded-For), and nodes without pods take n
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from nodeport_lb.loadbalancer import HAProxyPlan
 from nodeport_lb.verify.control_plane import ControlPlane
-from nodeport_lb.verify.expected import client_address_field
+from nodeport_lb.verify.expected import client_address_field, unserved_node_ports
 from nodeport_lb.verify.inventory import Inventory
 from nodeport_lb.verify.probes import Target, http_get, source_address, tcp_connects
 from nodeport_lb.verify.report import fail_on
@@ -39,22 +41,14 @@ def test_each_vip_answers_and_the_pod_sees_the_client(client: Target, plan: HAPr
 
 
 def test_nodes_without_pods_take_no_traffic(
-    client: Target, inventory: Inventory, control_plane: ControlPlane
+    client: Target,
+    inventory: Inventory,
+    control_plane: ControlPlane,
+    no_traffic_probes: dict[str, Future[set[tuple[str, int]]]],
 ) -> None:
-    nodes = inventory.addresses("nodes")
-    probes: dict[tuple[str, int], str] = {}
-    for item in inventory.var("nodeport_lb_services") or []:
-        key = f"{item.get('namespace') or 'default'}/{item['name']}"
-        service = control_plane.service(key)
-        if service is None or not service.is_local:
-            continue
-        for host, address in nodes.items():
-            if control_plane.local_ready(service, inventory.node_name(host)):
-                continue
-            for port in service.ports:
-                if port.node_port and port.protocol == "TCP":
-                    probes[(address, port.node_port)] = f"{host} (Service {key})"
-    connected = tcp_connects(client, sorted(probes))
+    probes = unserved_node_ports(inventory, control_plane)
+    started = no_traffic_probes.get(client.name)
+    connected = started.result() if started else tcp_connects(client, sorted(probes))
     fail_on(
         [
             f"{client.name}: {address}:{port} on {probes[(address, port)]} — expected no "
