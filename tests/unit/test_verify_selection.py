@@ -1,5 +1,6 @@
 """`nodeport-lb verify` and its testinfra suite as users call them: --hosts narrows the hosts
-without dropping the end-to-end checks, and no inventory is an immediate, plain error."""
+without dropping the end-to-end checks, and no inventory, or one that cannot be read, is an
+immediate, plain error."""
 
 from __future__ import annotations
 
@@ -72,3 +73,22 @@ def test_verify_outside_a_checkout_without_inventory_says_so(tmp_path: Path) -> 
     assert result.returncode == 2
     assert "no inventory found" in result.stderr and "-i INVENTORY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_verify_of_an_inventory_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
+    """A mistyped -i or a broken file is no empty inventory whose checks all skip."""
+    broken = tmp_path / "broken.yml"
+    broken.write_text("all: [hosts\n")
+    for inventory in (tmp_path / "missing.yml", broken):
+        result = subprocess.run(
+            [sys.executable, "-m", "nodeport_lb", "verify", "--inventory", str(inventory)],
+            capture_output=True,
+            text=True,
+            env=clean_env(tmp_path),
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "ansible-inventory failed" in result.stderr and str(inventory) in result.stderr
+        assert "OK" not in result.stdout

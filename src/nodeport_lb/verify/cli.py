@@ -142,7 +142,10 @@ def _verify(args: argparse.Namespace) -> int:
             read_end, write_end = os.pipe()
             with listing_errors.open("wb") as errors:
                 listing = subprocess.Popen(
-                    Inventory.list_command([args.inventory]), stdout=write_end, stderr=errors
+                    Inventory.list_command([args.inventory]),
+                    stdout=write_end,
+                    stderr=errors,
+                    env=Inventory.list_environment(),
                 )
             os.close(write_end)
             command.append(f"--inventory-fd={read_end}")

@@ -7,6 +7,7 @@ plugins, group_vars) works, with the same variable precedence as the playbook.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -41,10 +42,22 @@ class Inventory:
             command += ["-i", source]
         return command
 
+    @staticmethod
+    def list_environment() -> dict[str, str]:
+        """ansible-inventory's environment: a source it cannot parse (a mistyped -i, a broken
+        YAML file) fails it, where by default it would warn and list an empty inventory whose
+        every check is then skipped."""
+        return {**os.environ, "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True"}
+
     @classmethod
     def load(cls, sources: Sequence[str] = ()) -> Inventory:
         result = subprocess.run(
-            cls.list_command(sources), capture_output=True, text=True, timeout=120, check=False
+            cls.list_command(sources),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=cls.list_environment(),
         )
         if result.returncode != 0:
             raise InventoryError(f"ansible-inventory failed: {result.stderr.strip()}")
