@@ -10,11 +10,13 @@ symlink, an unexpected line, a failed command) goes to Ansible's module, which d
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 # what a probe line says of a path it cannot vouch for
 ABSENT = "absent"
@@ -178,3 +180,70 @@ def path_kinds(stdout: str, paths: Sequence[str]) -> dict[str, str] | None:
     if len(kinds) != len(paths) or not set(kinds) <= {"file", "directory", "other", ABSENT}:
         return None
     return dict(zip(paths, kinds, strict=True))
+
+
+# the facts site.yml needs of a host, asked in one command instead of Ansible's setup module
+# (which starts Python and runs its collectors, about a second of the host's CPU each time):
+# the addresses (ip -j: iproute2's JSON), the CPU, and the version of the host's Python
+FACTS_PYTHON_VERSION = "import sys; print(*sys.version_info[:3])"
+
+
+def facts_probe(python: str) -> str:
+    return (
+        f"ip -j addr show && uname -m && {shlex.quote(python)} -c "
+        f"{shlex.quote(FACTS_PYTHON_VERSION)}"
+    )
+
+
+def host_facts(stdout: str) -> dict[str, Any] | None:
+    """The probe's answer as the part of Ansible's own facts the roles read, named as the
+    setup module names them: ``interfaces``, one entry per interface (``macaddress``, ``ipv4``
+    with address, netmask, network, prefix and broadcast, the other IPv4 addresses in
+    ``ipv4_secondaries``), ``architecture`` and ``python.version``. None when the answer is
+    not what the probe prints."""
+    lines = stdout.strip().splitlines()
+    if len(lines) != 3:
+        return None
+    try:
+        links = json.loads(lines[0])
+        major, minor, micro = (int(part) for part in lines[2].split())
+    except ValueError:
+        return None
+    facts: dict[str, Any] = {
+        "interfaces": [],
+        "architecture": lines[1].strip(),
+        "python": {"version": {"major": major, "minor": minor, "micro": micro}},
+    }
+    for link in links if isinstance(links, list) else []:
+        name = link.get("ifname")
+        if not isinstance(name, str):
+            return None
+        entry: dict[str, Any] = {"device": name}
+        if link.get("address") and link.get("link_type") != "loopback":
+            entry["macaddress"] = link["address"]
+        addresses = [
+            _ipv4_fact(info) for info in link.get("addr_info") or [] if info.get("family") == "inet"
+        ]
+        if addresses:
+            entry["ipv4"] = addresses[0]
+        if addresses[1:]:
+            entry["ipv4_secondaries"] = addresses[1:]
+        facts["interfaces"].append(name)
+        facts[fact_key(name)] = entry
+    return facts
+
+
+def fact_key(interface: str) -> str:
+    """How Ansible names an interface's facts (ansible_facts[KEY])."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", interface)
+
+
+def _ipv4_fact(info: Mapping[str, Any]) -> dict[str, str]:
+    interface = ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}")
+    return {
+        "address": str(interface.ip),
+        "netmask": str(interface.netmask),
+        "network": str(interface.network.network_address),
+        "prefix": str(interface.network.prefixlen),
+        "broadcast": str(info.get("broadcast") or ""),
+    }

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 STORE_MODULES = ("nodeport_lb.core.nodeport_service", "nodeport_lb.core.nodeport_service_info")
 # the actions that ask the host first (a shell command), then run Ansible's own modules
 PROBING_ACTIONS = tuple(
-    f"nodeport_lb.core.nodeport_{name}" for name in ("packages", "files", "unit", "sysctl", "paths")
+    f"nodeport_lb.core.nodeport_{name}"
+    for name in ("packages", "files", "unit", "sysctl", "paths", "facts")
 )
 MODULES = (*STORE_MODULES, *PROBING_ACTIONS)
 ROLES = ("services", "node_proxy", "haproxy", "keepalived")

@@ -4,7 +4,6 @@ keepalived.conf.j2 only prints it."""
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from nodeport_lb.loadbalancer.settings import (
     parse_hosts,
     validate_vips,
 )
+from nodeport_lb.remote_state import fact_key
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,6 @@ class KeepalivedPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def fact_key(interface: str) -> str:
-    """How Ansible names an interface's facts (ansible_facts[KEY])."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", interface)
 
 
 def interface_for(vip: str, facts: Mapping[str, Any]) -> tuple[str, str] | None:
