@@ -35,6 +35,14 @@ options:
         weighs nodes by their pods, its check timing bounds the pods' termination grace).
       - Only with O(name).
     type: dict
+  load_balancers:
+    description:
+      - Several Services at once, each with its own C(load_balancer) settings (or null), by
+        C(namespace/name), as the services role manages them - only these are returned and,
+        with O(doctor), diagnosed, in one call (doctor then also knows the HAProxy fronts of
+        all of them).
+      - Not with O(name), O(namespace) or O(load_balancer).
+    type: dict
   haproxy_check:
     description: The HAProxy check timing in front, as the haproxy role's variables give it.
     type: dict
@@ -130,6 +138,17 @@ except ImportError:
     IMPORT_ERROR = traceback.format_exc()
 
 
+LOAD_BALANCER_OPTIONS = ("name", "namespace", "load_balancer")
+
+
+def service_key(key: str) -> tuple[str, str]:
+    """(namespace, name) of a O(load_balancers) key, "namespace/name"."""
+    namespace, slash, name = key.partition("/")
+    if not slash or not namespace or not name or "/" in name:
+        raise ValueError(f"load_balancers: {key!r} is not namespace/name")
+    return namespace, name
+
+
 def main() -> None:
     if IMPORT_ERROR:
         from ansible_collections.nodeport_lb.core.plugins.module_utils.package import (
@@ -143,23 +162,29 @@ def main() -> None:
             "namespace": {"type": "str"},
             "doctor": {"type": "bool", "default": False},
             "load_balancer": {"type": "dict"},
+            "load_balancers": {"type": "dict"},
             "haproxy_check": {
                 "type": "dict",
                 "options": {"inter": {"type": "str"}, "fall": {"type": "int"}},
             },
             **STORE_ARGUMENT_SPEC,
         },
+        mutually_exclusive=[("load_balancers", option) for option in LOAD_BALANCER_OPTIONS],
         supports_check_mode=True,
     )
     name, namespace = module.params["name"], module.params["namespace"]
+    managed = module.params["load_balancers"]
     try:
         backend = backend_from_params(module.params)
-        if name:
+        if managed is not None:
+            keys = [service_key(key) for key in managed]
+            services = [found for found in (backend.get(*key) for key in keys) if found]
+        elif name:
             found = backend.get(namespace or "default", name)
             services = [found] if found else []
         else:
             services = backend.list()
-    except BackendError as exc:
+    except (BackendError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # anything else is a bug: keep the traceback for the report
         module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc())
@@ -178,11 +203,14 @@ def main() -> None:
     try:
         snapshot = read_source(module.params["store"], namespace)
         check = module.params["haproxy_check"] or {}
-        load_balancers = (
-            {f"{f['namespace']}/{f['name']}": module.params["load_balancer"] for f in facts}
-            if name
-            else {}
-        )
+        if managed is not None:
+            load_balancers = {"/".join(service_key(key)): value for key, value in managed.items()}
+        elif name:
+            load_balancers = {
+                f"{f['namespace']}/{f['name']}": module.params["load_balancer"] for f in facts
+            }
+        else:
+            load_balancers = {}
         by_service = findings_for(
             snapshot,
             [f["service"] for f in facts],

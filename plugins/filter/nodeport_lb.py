@@ -94,6 +94,18 @@ def applied_services(validated: Any, applied: Any = None) -> list[dict[str, Any]
     ]
 
 
+def managed_load_balancers(entries: Any) -> dict[str, Any]:
+    """nodeport_lb_services -> the doctor's load_balancers option (namespace/name -> settings)."""
+    from nodeport_lb.doctor.inventory import managed_load_balancers as by_service
+
+    try:
+        return by_service(entries)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise AnsibleFilterError(
+            f"nodeport_lb_services: an entry without a name: {error}"
+        ) from None
+
+
 def wheel_targets(facts: Any) -> list[str]:
     """The distinct PYTHON_VERSION/ARCH of some hosts' facts, for the agent's wheelhouse."""
     from nodeport_lb.wheelhouse import targets_of
@@ -115,4 +127,5 @@ class FilterModule:
             "nodeport_lb_applied_services": applied_services,
             "nodeport_lb_return_path_peers": return_path_peers,
             "nodeport_lb_wheel_targets": wheel_targets,
+            "nodeport_lb_managed_load_balancers": managed_load_balancers,
         }

@@ -1,7 +1,7 @@
-# What the probing actions (nodeport_packages, nodeport_files, nodeport_unit, nodeport_sysctl,
-# nodeport_paths, nodeport_facts) share on the controller: each asks the host in one shell command whether
-# anything is to do, and starts Ansible's own modules only for what is. A run that changes
-# nothing then starts no Python on the host for these tasks.
+# What the probing actions (nodeport_packages, _files, _unit, _sysctl, _paths, _facts) share on
+# the controller: each asks the host in one shell command whether anything is to do, and
+# starts Ansible's own modules only for what is. A run that changes nothing then starts no
+# Python on the host for these tasks.
 
 from __future__ import annotations
 

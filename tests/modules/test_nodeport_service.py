@@ -210,3 +210,35 @@ def test_a_services_role_entry_passed_whole_is_the_same_service(playbook, tmp_pa
     assert "service: value of type must be one of: ClusterIP, NodePort, LoadBalancer" in (
         refused.output
     )
+
+
+def test_info_for_the_managed_services_at_once(playbook, tmp_path: Path) -> None:
+    """load_balancers: exactly the Services named (namespace/name), one call, each diagnosed
+    by doctor with its own settings; a Service not in the store is not made up."""
+    store = tmp_path / "store"
+    second = python_lb(store, name="python-two", ports=[{"name": "http", "port": 80}])
+    second["register"] = "two"
+    info = {
+        "name": "info",
+        "nodeport_service_info": {
+            "store": {"path": str(store)},
+            "doctor": True,
+            "load_balancers": {
+                "default/python-two": None,
+                "default/python-lb": {"agent_check": False},
+                "default/not-there": None,
+            },
+        },
+        "register": "info",
+    }
+    run = playbook([python_lb(store), second, info])
+    assert run.returncode == 0, run.output
+    listed = run.results["info"]["services"]
+    assert [s["name"] for s in listed] == ["python-lb", "python-two"]
+    assert all(isinstance(s["findings"], list) for s in listed)
+    assert listed[1]["node_ports"] == run.results["two"]["node_ports"]
+
+    bad = {"nodeport_service_info": {"store": {"path": str(store)}, "load_balancers": {"x": None}}}
+    failed = playbook([bad])
+    assert failed.returncode != 0
+    assert "'x' is not namespace/name" in failed.output

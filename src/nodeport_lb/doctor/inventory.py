@@ -50,6 +50,16 @@ def haproxy_front(
     )
 
 
+def managed_load_balancers(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """ "namespace/name" -> its ``load_balancer`` settings (None when it has none), for each
+    Service entry of the services role that is kept (``state`` other than absent)."""
+    return {
+        f"{entry.get('namespace') or 'default'}/{entry['name']}": entry.get("load_balancer")
+        for entry in entries
+        if (entry.get("state") or "present") != "absent"
+    }
+
+
 def findings_for(
     snapshot: ClusterSnapshot,
     manifests: Sequence[Mapping[str, Any]],
