@@ -6,10 +6,9 @@ runs, each of which must change nothing. Every run's tasks are timed by Ansible'
 callback, so the output says where a no-op run's seconds go: per play, and the tasks that
 take longest (summed over the hosts they ran on, and as wall time: the slowest host).
 
-The baselines, measured in the same run: `ansible all -m ansible.builtin.ping` under Ansible's
+The baseline, measured in the same run: `ansible all -m ansible.builtin.ping` under Ansible's
 plain linear strategy, one module round trip on every host (the floor of any task), given as
-the no-op run's ratio to it. One more no-op run uses the opt-in strategy
-nodeport_lb.core.fast_linear (through Mitogen), against the default one.
+the no-op run's ratio to it.
 
 usage: sudo flock /tmp/nplb-lab.lock .venv/bin/python bench/site_noop.py [--runs 3]
            [--plot DIR]    (DIR gets site_noop.json and site_noop.png)
@@ -17,7 +16,6 @@ usage: sudo flock /tmp/nplb-lab.lock .venv/bin/python bench/site_noop.py [--runs
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import statistics
 import subprocess
@@ -39,7 +37,6 @@ TOP_TASKS = 15
 
 
 PLAIN_LINEAR = {"ANSIBLE_STRATEGY": "linear"}
-THROUGH_MITOGEN = {"ANSIBLE_STRATEGY": "nodeport_lb.core.fast_linear"}
 
 
 def ansible(
@@ -61,13 +58,6 @@ def ansible(
     if proc.returncode != 0:
         sys.exit(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
     return seconds, proc.stdout
-
-
-def mitogen_version() -> str | None:
-    try:
-        return importlib.metadata.version("mitogen")
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def changed_count(output: str) -> int:
@@ -125,8 +115,6 @@ def main() -> int:
         ansible("ansible", "all", "-m", "ansible.builtin.ping", env_extra=PLAIN_LINEAR)[0]
         for _ in range(3)
     ]
-    mitogen_s, mitogen_output = ansible("ansible-playbook", "site.yml", env_extra=THROUGH_MITOGEN)
-    print(f"no-op run through Mitogen: {mitogen_s:.1f} s", file=sys.stderr)
     runs = []
     steal_before = cpu_steal()
     for number in range(1, args.runs + 1):
@@ -156,10 +144,6 @@ def main() -> int:
         "noop_changed": [r["changed"] for r in runs],
         "noop_median_s": round(median, 2),
         "noop_ratio_to_ping": round(median / ping_s, 1),
-        "noop_fast_linear_s": round(mitogen_s, 2),
-        "noop_fast_linear_changed": changed_count(mitogen_output),
-        "fast_linear_speedup": round(median / mitogen_s, 2),
-        "mitogen": mitogen_version(),
         "python_writes_bytecode": not os.environ.get("PYTHONDONTWRITEBYTECODE"),
         "target_noop_s": 20.0,
         "met": median <= 20.0,

@@ -54,7 +54,7 @@ def test_make_collection_names_the_tarball_after_the_package_version(
             for kind in ("modules", "action")
         ),
         "plugins/filter/nodeport_lb.py",
-        "plugins/strategy/fast_linear.py",
+        "plugins/plugin_utils/probing.py",
         "plugins/doc_fragments/nodeport_store.py",
         "plugins/module_utils/package.py",
         "playbooks/site.yml",
