@@ -31,19 +31,26 @@ def clean_env(home: Path) -> dict[str, str]:
     return {**env, "HOME": str(home)}
 
 
-def collected(tmp_path: Path, *args: str) -> list[str]:
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump(INVENTORY))
-    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q"]
-    suite = ["-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE)]
-    result = subprocess.run(
-        [*pytest, *suite, f"--ansible-inventory={inventory}", *args, str(SUITE)],
+def run_in(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """A command as a user outside the checkout runs it: from tmp_path, no ANSIBLE_* settings."""
+    return subprocess.run(
+        command,
         capture_output=True,
         text=True,
         env=clean_env(tmp_path),
         cwd=tmp_path,
         timeout=120,
         check=False,
+    )
+
+
+def collected(tmp_path: Path, *args: str) -> list[str]:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(INVENTORY))
+    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q"]
+    suite = ["-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE)]
+    result = run_in(
+        tmp_path, *pytest, *suite, f"--ansible-inventory={inventory}", *args, str(SUITE)
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return [line for line in result.stdout.splitlines() if "::" in line]
@@ -61,15 +68,7 @@ def test_hosts_naming_no_client_keeps_the_end_to_end_checks(tmp_path: Path) -> N
 
 
 def test_verify_outside_a_checkout_without_inventory_says_so(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "nodeport_lb", "verify"],
-        capture_output=True,
-        text=True,
-        env=clean_env(tmp_path),
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = run_in(tmp_path, sys.executable, "-m", "nodeport_lb", "verify")
     assert result.returncode == 2
     assert "no inventory found" in result.stderr and "-i INVENTORY" in result.stderr
     assert "Traceback" not in result.stderr
@@ -80,14 +79,8 @@ def test_verify_of_an_inventory_that_cannot_be_read_is_an_error(tmp_path: Path) 
     broken = tmp_path / "broken.yml"
     broken.write_text("all: [hosts\n")
     for inventory in (tmp_path / "missing.yml", broken):
-        result = subprocess.run(
-            [sys.executable, "-m", "nodeport_lb", "verify", "--inventory", str(inventory)],
-            capture_output=True,
-            text=True,
-            env=clean_env(tmp_path),
-            cwd=tmp_path,
-            timeout=120,
-            check=False,
+        result = run_in(
+            tmp_path, sys.executable, "-m", "nodeport_lb", "verify", "-i", str(inventory)
         )
         assert result.returncode == 2, result.stdout + result.stderr
         assert "ansible-inventory failed" in result.stderr and str(inventory) in result.stderr
