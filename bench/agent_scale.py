@@ -670,6 +670,8 @@ def main() -> int:
         if at_10000:
             result["targets_at_10000"] = targets_side_by_side(at_10000)
         write_outputs(result, args.plot, "agent_scale", "plot_agent_scale")
+        if args.plot:  # the whole result is written: what a long run kept so far is not needed
+            (args.plot / "agent_scale.partial.json").unlink(missing_ok=True)
         return 0
     finally:
         lab.close()
