@@ -17,10 +17,8 @@ class ActionModule(ProbingAction):
     }
 
     def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        answer = self._low_level_execute_command(facts_probe(args["python"]))
-        facts = host_facts(answer["stdout"]) if answer["rc"] == 0 else None
-        if facts is None:
-            # no facts is an error, never a host without interfaces
-            said = (answer["stderr"] or answer["stdout"]).strip()
-            return {"failed": True, "msg": f"could not read the host's facts: {said}"}
+        # no facts is an error, never a host without interfaces
+        facts = self.read(
+            facts_probe(args["python"]), host_facts, "could not read the host's facts"
+        )
         return {"changed": False, "ansible_facts": facts}

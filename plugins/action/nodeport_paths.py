@@ -16,10 +16,11 @@ class ActionModule(ProbingAction):
     }
 
     def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
-        answer = self._low_level_execute_command(kinds_probe(args["paths"]))
-        kinds = path_kinds(answer["stdout"], args["paths"]) if answer["rc"] == 0 else None
-        if kinds is None:
-            # a host that cannot be asked is an error, never "nothing there"
-            message = f"could not look at {', '.join(args['paths'])}: {answer['stderr'].strip()}"
-            return {"failed": True, "msg": message}
+        paths = args["paths"]
+        # a host that cannot be asked is an error, never "nothing there"
+        kinds = self.read(
+            kinds_probe(paths),
+            lambda stdout: path_kinds(stdout, paths),
+            f"could not look at {', '.join(paths)}",
+        )
         return {"changed": False, "kinds": kinds}

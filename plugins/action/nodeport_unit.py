@@ -25,7 +25,7 @@ class ActionModule(ProbingAction):
         # decide, not the status
         if not args["daemon_reload"]:
             answer = self._low_level_execute_command(probe)
-            if unit_as_wanted(answer["stdout"], enabled=args["enabled"], started=True):
+            if unit_as_wanted(answer["stdout"], enabled=args["enabled"]):
                 return {"changed": False, "name": args["name"], "state": "started"}
         return self._execute_module(
             module_name="ansible.legacy.systemd_service",

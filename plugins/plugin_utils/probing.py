@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from ansible.plugins.action import ActionBase
 
 from nodeport_lb.remote_state import StateError, WantedPath, paths_as_wanted, paths_probe
+
+T = TypeVar("T")
 
 OWNERSHIP_SPEC = {
     "owner": {"type": "str", "default": "root"},
@@ -18,9 +21,14 @@ OWNERSHIP_SPEC = {
 }
 
 
+class ProbeError(RuntimeError):
+    """The host's answer to a probe cannot be read: the task fails with it."""
+
+
 class ProbingAction(ActionBase):
     """Validates the task's arguments against ARGUMENT_SPEC and calls act(); a StateError (a
-    value that must not reach a shell or a file) fails the task before anything runs."""
+    value that must not reach a shell or a file) fails the task before anything runs, a
+    ProbeError (an answer that cannot be read) fails it with what the host said."""
 
     TRANSFERS_FILES = False
     _requires_connection = True
@@ -31,7 +39,7 @@ class ProbingAction(ActionBase):
         _, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         try:
             return {**result, **self.act(args, task_vars or {})}
-        except StateError as error:
+        except (StateError, ProbeError) as error:
             return {**result, "failed": True, "msg": str(error)}
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -43,6 +51,16 @@ class ProbingAction(ActionBase):
         """The probe's output, or None when it failed: then nothing counts as in place."""
         answer = self._low_level_execute_command(command)
         return answer["stdout"] if answer["rc"] == 0 else None
+
+    def read(self, command: str, parse: Callable[[str], T | None], failure: str) -> T:
+        """The host's answer as parse reads it. A failed command, or an answer parse cannot
+        read (None), is a ProbeError ("FAILURE: what the host said"), never an empty answer."""
+        answer = self._low_level_execute_command(command)
+        parsed = parse(answer["stdout"]) if answer["rc"] == 0 else None
+        if parsed is None:
+            said = (answer["stderr"] or answer["stdout"]).strip()
+            raise ProbeError(f"{failure}: {said}")
+        return parsed
 
 
 class FilesAction(ProbingAction):

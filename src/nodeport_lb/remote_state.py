@@ -1,11 +1,13 @@
 """Ask a host in one shell command whether its files, directories, units and kernel settings
-are already as wanted, so that a run which changes nothing starts no module on the host.
+are already as wanted (and what its paths are, and its facts), so that a run which changes
+nothing starts no module on the host.
 
-The actions nodeport_files, nodeport_unit and nodeport_sysctl use this on the controller:
-one probe over the connection (coreutils, systemctl and sysctl, which every Debian host has),
-and Ansible's own copy, file and systemd_service only for what the probe did not find as
-wanted. The probe only ever says "as wanted" when it is sure; anything it cannot tell (a
-symlink, an unexpected line, a failed command) goes to Ansible's module, which decides.
+The probing actions (nodeport_files, _unit, _sysctl, _paths, _facts) use this on the
+controller: one probe over the connection (coreutils, systemctl, sysctl and ip, which every
+Debian host has), and Ansible's own copy, file and systemd_service only for what the probe
+did not find as wanted. The probe only ever says "as wanted" when it is sure; anything it
+cannot tell (a symlink, an unexpected line, a failed command) goes to Ansible's module, which
+decides.
 """
 
 from __future__ import annotations
@@ -123,13 +125,15 @@ def unit_probe(name: str) -> str:
     return f"systemctl is-enabled {unit}; systemctl is-active {unit}"
 
 
-def unit_as_wanted(stdout: str, *, enabled: bool | None, started: bool) -> bool:
+def unit_as_wanted(stdout: str, *, enabled: bool | None) -> bool:
+    """Whether unit_probe's answer shows the unit running, and enabled or not as wanted
+    (None: either)."""
     lines = stdout.split()
     if len(lines) != 2:
         return False
     unit_file_state, active_state = lines
     enabled_ok = enabled is None or (unit_file_state == "enabled") == enabled
-    return enabled_ok and (not started or active_state == "active")
+    return enabled_ok and active_state == "active"
 
 
 def sysctl_setting(name: str, value: str) -> tuple[str, str]:

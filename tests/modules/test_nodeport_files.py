@@ -1,9 +1,9 @@
-"""nodeport_lb.core.nodeport_files and nodeport_sysctl through real ansible-playbook runs over
-a local connection: what is in place is no change; what is not is written by Ansible's own
-copy and file (validated, not at all in check mode, with a diff); a bad value fails before
-anything is touched. nodeport_sysctl runs inside a network namespace of its own, whose net.*
-settings are its alone. (nodeport_unit needs systemd: the lab's hosts run it, and
-tests/lab/test_site.py undoes units by hand for the next run to put back.)"""
+"""nodeport_lb.core.nodeport_files, nodeport_sysctl and nodeport_paths through real
+ansible-playbook runs over a local connection: what is in place is no change; what is not is
+written by Ansible's own copy and file (validated, not at all in check mode, with a diff); a
+bad value fails before anything is touched. nodeport_sysctl runs inside a network namespace
+of its own, whose net.* settings are its alone. (nodeport_unit needs systemd: the lab's hosts
+run it, and tests/lab/test_site.py undoes units by hand for the next run to put back.)"""
 
 from __future__ import annotations
 
@@ -171,3 +171,19 @@ def test_a_hostile_sysctl_value_never_reaches_a_shell(playbook, tmp_path: Path) 
     assert "is not a sysctl value" in run.output
     assert not marker.exists()
     assert not (tmp_path / "60-test.conf").exists()
+
+
+def test_paths_tells_what_each_path_is(playbook, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "to-dir").symlink_to(tmp_path)
+    paths = [str(tmp_path), str(tmp_path / "file"), str(tmp_path / "to-dir"), str(tmp_path / "no")]
+    task = {"nodeport_lb.core.nodeport_paths": {"paths": paths}, "register": "result"}
+    run = playbook([task], "--check")  # only looks: the same answer in check mode
+    assert run.returncode == 0, run.output
+    assert run.results["result"]["kinds"] == dict(
+        zip(paths, ["directory", "file", "directory", "absent"], strict=True)
+    )
+    assert run.results["result"]["changed"] is False
+    relative = playbook([{"nodeport_lb.core.nodeport_paths": {"paths": ["etc"]}}])
+    assert relative.returncode != 0
+    assert "give an absolute path" in relative.output

@@ -104,11 +104,11 @@ def test_output_with_lines_missing_counts_nothing_as_in_place(tmp_path: Path) ->
 
 
 def test_unit_answers() -> None:
-    assert unit_as_wanted("enabled\nactive\n", enabled=True, started=True)
-    assert not unit_as_wanted("disabled\nactive\n", enabled=True, started=True)
-    assert unit_as_wanted("disabled\nactive\n", enabled=None, started=True)
-    assert not unit_as_wanted("enabled\nactivating\n", enabled=True, started=True)
-    assert not unit_as_wanted("enabled\n", enabled=True, started=True)
+    assert unit_as_wanted("enabled\nactive\n", enabled=True)
+    assert not unit_as_wanted("disabled\nactive\n", enabled=True)
+    assert unit_as_wanted("disabled\nactive\n", enabled=None)
+    assert not unit_as_wanted("enabled\nactivating\n", enabled=True)
+    assert not unit_as_wanted("enabled\n", enabled=True)
     assert unit_probe("haproxy") == "systemctl is-enabled haproxy; systemctl is-active haproxy"
     with pytest.raises(StateError):
         unit_probe("haproxy; reboot")
