@@ -7,7 +7,6 @@ run it, and tests/lab/test_site.py undoes units by hand for the next run to put 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,24 +108,22 @@ def test_a_relative_path_fails_before_anything_is_written(playbook, tmp_path: Pa
 
 
 @pytest.fixture
-def netns(tmp_path: Path) -> Iterator[str]:
+def netns_lab(tmp_path: Path) -> Iterator[tuple[Lab, str]]:
     lab = Lab(tmp_path)
     try:
-        yield lab.add_netns("sysctl")
+        yield lab, lab.add_netns("sysctl")
     finally:
         lab.close()
 
 
-def sysctl_in(netns: str, name: str) -> str:
-    return subprocess.run(
-        ["ip", "netns", "exec", netns, "sysctl", "-n", name],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+def test_sysctl_now_and_at_boot_then_no_change(
+    playbook, tmp_path: Path, netns_lab: tuple[Lab, str]
+) -> None:
+    lab, netns = netns_lab
 
+    def nonlocal_bind() -> str:
+        return lab.run(netns, "sysctl", "-n", "net.ipv4.ip_nonlocal_bind").stdout.strip()
 
-def test_sysctl_now_and_at_boot_then_no_change(playbook, tmp_path: Path, netns: str) -> None:
     conf = tmp_path / "60-test.conf"
     task = {
         "nodeport_lb.core.nodeport_sysctl": {
@@ -135,24 +132,22 @@ def test_sysctl_now_and_at_boot_then_no_change(playbook, tmp_path: Path, netns: 
         },
         "register": "result",
     }
-    assert sysctl_in(netns, "net.ipv4.ip_nonlocal_bind") == "0"
+    assert nonlocal_bind() == "0"
     check = playbook([task], "--check", netns=netns)
     assert check.results["result"]["changed"] is True, check.output
-    assert sysctl_in(netns, "net.ipv4.ip_nonlocal_bind") == "0"
+    assert nonlocal_bind() == "0"
     assert not conf.exists()
 
     first = playbook([task], netns=netns)
     assert first.returncode == 0, first.output
     assert first.results["result"]["set_now"] == ["net.ipv4.ip_nonlocal_bind"]
-    assert sysctl_in(netns, "net.ipv4.ip_nonlocal_bind") == "1"
+    assert nonlocal_bind() == "1"
     assert conf.read_text() == "net.ipv4.ip_nonlocal_bind = 1\n"
     second = playbook([task], netns=netns)
     assert second.results["result"]["changed"] is False, second.output
 
     # set back by hand (a reboot without the file would do the same): only the value is set
-    subprocess.run(
-        ["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=0"], check=True
-    )
+    lab.run(netns, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=0")
     third = playbook([task], netns=netns)
     assert third.results["result"]["set_now"] == ["net.ipv4.ip_nonlocal_bind"]
     assert third.results["result"]["changed_paths"] == []
